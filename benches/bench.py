@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Benchmark harness: edgescribe (tract) beside onnxruntime on the same ONNX file and the same audio.
+
+    python3 benches/bench.py --model DIR [--seconds 5] [--runs 3] [--threads 2] [--binary PATH]
+
+Each engine runs in its own child process, so peak RSS (the kernel's ru_maxrss of that child) is its own:
+  load_s   parse + optimise the model (and, for edgescribe, read the adapter), until ready to run
+  run_s    median of --runs timed runs after one warm-up, for the audio given
+  RTF      run_s / audio seconds
+The ratios compare edgescribe to onnxruntime measured in the same run on the same machine, which is the
+only comparison that means anything on a shared or thermally throttled machine.
+Needs: numpy, onnxruntime, safetensors (models/requirements.txt) and a release build of edgescribe.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_test_audio(path: Path, seconds: float) -> None:
+    """Deterministic speech-band noise with a syllable-rate envelope: timing does not depend on content."""
+    rng = np.random.default_rng(7)
+    n = int(16000 * seconds)
+    t = np.arange(n) / 16000
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)
+    x = np.convolve(rng.standard_normal(n), np.ones(8) / 8, mode="same") * envelope * 0.3
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def run_child(cmd: list[str]) -> tuple[dict, int]:
+    """Runs a child that prints one JSON line; returns it and the child's peak RSS in bytes."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd)} failed with {proc.returncode}")
+    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss * 1024
+
+
+def ort_child(model_dir: Path, wav_path: Path, runs: int, threads: int, lang: str | None) -> None:
+    """The onnxruntime side: same file, same adapter inputs, same lm_head, same normalisation."""
+    import onnxruntime as ort
+    from safetensors.numpy import load_file
+
+    with wave.open(str(wav_path)) as w:
+        audio = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
+    t0 = time.perf_counter()
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    graph = manifest["graph"]
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(model_dir / graph["file"]), opts, providers=["CPUExecutionProvider"])
+    lang = lang or manifest["default_language"]
+    adapter = load_file(str(model_dir / manifest["adapter_file_template"].format(lang)))
+    load_s = time.perf_counter() - t0
+
+    def once():
+        x = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
+        feeds = {graph["input"]: x[None, :].astype(np.float32)}
+        feeds.update({a["name"]: adapter[a["name"]] for a in graph["adapter_inputs"]})
+        hidden = sess.run([graph["output"]], feeds)[0][0]
+        return (hidden @ adapter["lm_head.weight"].T + adapter["lm_head.bias"]).argmax(-1)
+
+    t0 = time.perf_counter()
+    once()
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t0)
+    run_s = statistics.median(times)
+    seconds = len(audio) / 16000
+    print(json.dumps({"engine": f"onnxruntime {ort.__version__}", "audio_s": seconds, "threads": threads,
+                      "load_s": load_s, "first_run_s": first, "run_s": run_s, "rtf": run_s / seconds,
+                      "runs": runs}))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, type=Path)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lang")
+    ap.add_argument("--binary", type=Path, default=ROOT / "target/release/edgescribe")
+    ap.add_argument("--wav", type=Path, help="audio to use instead of generated noise")
+    ap.add_argument("--ort-child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.ort_child:
+        ort_child(args.model, args.wav, args.runs, args.threads, args.lang)
+        return 0
+    if not args.binary.exists():
+        raise SystemExit(f"bench: {args.binary} missing: cargo build --release first")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wav_path = args.wav or Path(tmp) / "bench.wav"
+        if not args.wav:
+            write_test_audio(wav_path, args.seconds)
+        lang = ["--lang", args.lang] if args.lang else []
+        es, es_rss = run_child([str(args.binary), "bench", "--model", str(args.model), "--wav", str(wav_path),
+                                "--runs", str(args.runs), "--threads", str(args.threads)] + lang)
+        ort_res, ort_rss = run_child([sys.executable, __file__, "--ort-child", "--model", str(args.model),
+                                      "--wav", str(wav_path), "--runs", str(args.runs),
+                                      "--threads", str(args.threads)] + lang)
+
+    manifest = json.loads((args.model / "manifest.json").read_text())
+    graph_bytes = sum(f["size"] for name, f in manifest["files"].items() if name.startswith("model."))
+    print(f"model: {args.model} ({manifest['graph']['quantization']}, {graph_bytes / 1e6:.1f} MB graph), "
+          f"{es['audio_s']:.1f} s audio, {args.threads} threads, median of {args.runs} runs")
+    print("| engine | run (s) | RTF | load + optimise (s) | peak RSS (MB) | RSS / graph file |")
+    print("|---|---|---|---|---|---|")
+    for name, r, rss in ((ort_res["engine"], ort_res, ort_rss), (es["engine"], es, es_rss)):
+        print(f"| {name} | {r['run_s']:.3f} | {r['rtf']:.3f} | {r['load_s']:.2f} | {rss / 1e6:.0f} | "
+              f"{rss / graph_bytes:.2f} |")
+    print(f"ratios edgescribe / onnxruntime: run {es['run_s'] / ort_res['run_s']:.2f}x, "
+          f"load {es['load_s'] / ort_res['load_s']:.2f}x, peak RSS {es_rss / ort_rss:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+//! The base model: loaded and optimised once, then shared read-only (`Arc<Engine>`) by every thread.
+
+use std::path::{Path, PathBuf};
+
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::DimLike;
+
+use super::adapter::LanguagePack;
+use super::ctc::{greedy_decode, Decoded};
+use super::features::normalize_into;
+use super::manifest::Manifest;
+use super::vocab::Vocabularies;
+use super::AsrError;
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Threads for the recogniser's matrix products (1: run on the calling thread only).
+    pub threads: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        }
+    }
+}
+
+/// Logits of one utterance for one language.
+#[derive(Debug, Clone)]
+pub struct Logits {
+    /// Row-major `frames × vocab`.
+    pub values: Vec<f32>,
+    pub frames: usize,
+    pub vocab: usize,
+}
+
+pub struct Engine {
+    dir: PathBuf,
+    manifest: Manifest,
+    vocabs: Vocabularies,
+    plan: Arc<TypedSimplePlan>,
+    executor: Executor,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Loads the export in `dir` (see `models/export.py`) and optimises it for every input length.
+    pub fn load(dir: &Path, options: &EngineOptions) -> Result<Engine, AsrError> {
+        if !dir.is_dir() {
+            return Err(AsrError::model_file(
+                dir,
+                "not a directory (expected an export of models/export.py)",
+            ));
+        }
+        let manifest = Manifest::load(dir)?;
+        let onnx_path = manifest.check_file(dir, &manifest.graph.file)?;
+        let vocab_path = manifest.check_file(dir, &manifest.vocab.file)?;
+        let vocabs = Vocabularies::load(&vocab_path, &manifest.vocab)?;
+        let plan = build_plan(
+            &manifest,
+            &onnx_path,
+            &dir.join(super::manifest::MANIFEST_FILE),
+        )?;
+        let executor = if options.threads > 1 {
+            Executor::multithread_with_name(options.threads, "edgescribe-asr")
+        } else {
+            Executor::SingleThread
+        };
+        Ok(Engine {
+            dir: dir.to_path_buf(),
+            manifest,
+            vocabs,
+            plan,
+            executor,
+        })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn vocabularies(&self) -> &Vocabularies {
+        &self.vocabs
+    }
+
+    /// Loads a language from the model directory's `adapters/`.
+    pub fn language(&self, lang: &str) -> Result<LanguagePack, AsrError> {
+        self.vocabs.get(lang)?;
+        self.language_from(lang, &self.manifest.adapter_path(&self.dir, lang))
+    }
+
+    /// Loads a language from an adapter file anywhere (e.g. the adapter cache).
+    pub fn language_from(&self, lang: &str, adapter: &Path) -> Result<LanguagePack, AsrError> {
+        let vocab = self.vocabs.get(lang)?.clone();
+        LanguagePack::load(&self.manifest, lang, vocab, adapter)
+    }
+
+    /// Runs the model on 16 kHz mono samples (any scale; they are normalised here).
+    pub fn logits(&self, pack: &LanguagePack, samples: &[f32]) -> Result<Logits, AsrError> {
+        let min_samples = self.manifest.min_samples();
+        if samples.len() < min_samples {
+            return Err(AsrError::AudioTooShort {
+                samples: samples.len(),
+                min_samples,
+            });
+        }
+        let mut normalized = Vec::with_capacity(samples.len());
+        normalize_into(samples, self.manifest.audio.normalize_eps, &mut normalized);
+        let audio =
+            Tensor::from_shape(&[1, normalized.len()], &normalized).map_err(AsrError::engine)?;
+
+        let mut inputs: TVec<TValue> = tvec![audio.into()];
+        inputs.extend(pack.inputs.iter().cloned());
+        let outputs = multithread_tract_scope(self.executor.clone(), || self.plan.run(inputs))
+            .map_err(AsrError::engine)?;
+        let hidden = outputs[0]
+            .to_plain_array_view::<f32>()
+            .map_err(AsrError::engine)?;
+        let (frames, width) = match hidden.shape() {
+            [1, t, h] => (*t, *h),
+            other => {
+                return Err(AsrError::engine(format!(
+                    "encoder output has shape {other:?}, expected [1, T, H]"
+                )))
+            }
+        };
+        let hidden = hidden
+            .into_shape_with_order((frames, width))
+            .map_err(AsrError::engine)?;
+        let n_vocab = pack.vocab.len();
+        let weight = tract_ndarray::ArrayView2::from_shape((n_vocab, width), &pack.head_weight)
+            .map_err(AsrError::engine)?;
+        let mut logits = hidden.dot(&weight.t());
+        logits += &tract_ndarray::ArrayView1::from(&pack.head_bias);
+        Ok(Logits {
+            values: logits.into_raw_vec_and_offset().0,
+            frames,
+            vocab: n_vocab,
+        })
+    }
+
+    /// Logits, then greedy CTC decoding.
+    pub fn transcribe(&self, pack: &LanguagePack, samples: &[f32]) -> Result<Decoded, AsrError> {
+        let logits = self.logits(pack, samples)?;
+        Ok(greedy_decode(&logits.values, &pack.vocab))
+    }
+}
+
+/// Parses the ONNX graph, checks it against the manifest and optimises it once with a symbolic time
+/// axis: one plan serves every utterance length (measured: ~9% faster than re-planning per length).
+fn build_plan(
+    manifest: &Manifest,
+    onnx_path: &Path,
+    manifest_path: &Path,
+) -> Result<Arc<TypedSimplePlan>, AsrError> {
+    let mismatch = |reason: String| AsrError::ManifestMismatch {
+        path: manifest_path.to_path_buf(),
+        reason,
+    };
+    // onnxruntime's quantiser writes value_info that tract 0.23 rejects; the graph's own types suffice.
+    let mut model = tract_onnx::onnx()
+        .with_ignore_value_info(true)
+        .model_for_path(onnx_path)
+        .map_err(|e| {
+            AsrError::model_file(onnx_path, format!("not a loadable ONNX graph: {e:#}"))
+        })?;
+
+    let graph = &manifest.graph;
+    let names: Vec<String> = model
+        .input_outlets()
+        .map_err(AsrError::engine)?
+        .iter()
+        .map(|o| model.node(o.node).name.clone())
+        .collect();
+    let expected: Vec<&str> = std::iter::once(graph.input.as_str())
+        .chain(graph.adapter_inputs.iter().map(|a| a.name.as_str()))
+        .collect();
+    if names.len() != expected.len() {
+        return Err(mismatch(format!(
+            "the graph has {} inputs, the manifest lists {}",
+            names.len(),
+            expected.len()
+        )));
+    }
+    if let Some((got, want)) = names.iter().zip(&expected).find(|(g, w)| g != *w) {
+        return Err(mismatch(format!(
+            "graph input {got:?} where the manifest expects {want:?}"
+        )));
+    }
+    let outputs = model.output_outlets().map_err(AsrError::engine)?.to_vec();
+    if outputs.len() != 1 {
+        return Err(mismatch(format!(
+            "the graph has {} outputs, expected 1",
+            outputs.len()
+        )));
+    }
+
+    let samples = model.symbols.sym("S");
+    model
+        .set_input_fact(0, f32::fact([1.to_dim(), samples.to_dim()]).into())
+        .map_err(AsrError::engine)?;
+    for (ix, spec) in graph.adapter_inputs.iter().enumerate() {
+        let declared = model
+            .input_fact(ix + 1)
+            .map_err(AsrError::engine)?
+            .shape
+            .as_concrete_finite();
+        if let Ok(Some(declared)) = declared {
+            if declared.as_slice() != spec.shape.as_slice() {
+                return Err(mismatch(format!(
+                    "input {} is {declared:?} in the graph, {:?} in the manifest",
+                    spec.name, spec.shape
+                )));
+            }
+        }
+        model
+            .set_input_fact(ix + 1, f32::fact(&spec.shape).into())
+            .map_err(AsrError::engine)?;
+    }
+    let typed = model.into_optimized().map_err(AsrError::engine)?;
+    let hidden = typed
+        .output_fact(0)
+        .map_err(AsrError::engine)?
+        .shape
+        .last()
+        .and_then(|d| d.to_usize().ok());
+    if hidden != Some(manifest.lm_head.hidden_size) {
+        return Err(mismatch(format!(
+            "the encoder outputs width {hidden:?}, the manifest's head takes {}",
+            manifest.lm_head.hidden_size
+        )));
+    }
+    typed.into_runnable().map_err(AsrError::engine)
+}

@@ -1,0 +1,20 @@
+//! The recogniser: MMS (wav2vec2 CTC) through tract, with per-language adapters fed as graph inputs.
+//!
+//! - [`Engine`]: the base model, loaded and optimised once, shared read-only between threads.
+//! - [`LanguagePack`]: one language's adapters, head and vocabulary; switching is swapping packs.
+//! - [`Recognizer`]: an engine plus the active language, as the daemon uses it.
+//! - [`ctc`], [`features`]: pure decoding and normalisation.
+
+mod adapter;
+pub mod ctc;
+mod engine;
+mod error;
+pub mod features;
+pub mod manifest;
+mod recognizer;
+pub mod vocab;
+
+pub use adapter::LanguagePack;
+pub use engine::{Engine, EngineOptions, Logits};
+pub use error::AsrError;
+pub use recognizer::{Recognizer, Transcript, Word};

@@ -1,0 +1,61 @@
+//! Command-line interface: argument parsing and one module per subcommand.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod transcribe;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edgescribe",
+    version,
+    about = "Offline multilingual speech-to-text node (MMS through tract)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Transcribe a WAV file and print the transcript.
+    Transcribe(transcribe::Args),
+    /// Measure load time and real-time factor (driven by benches/bench.py).
+    Bench(bench::Args),
+}
+
+impl Cli {
+    pub fn run(self) -> Result<()> {
+        match self.command {
+            Command::Transcribe(args) => transcribe::run(args),
+            Command::Bench(args) => bench::run(args),
+        }
+    }
+}
+
+/// Where the model is when `--model` is not given, in order: `$EDGESCRIBE_MODEL`, the system-wide
+/// install (`/usr/share/edgescribe/model`), the model bundled in the source tree.
+pub fn default_model_dir() -> Result<PathBuf> {
+    let candidates: Vec<PathBuf> = std::env::var_os("EDGESCRIBE_MODEL")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            PathBuf::from("/usr/share/edgescribe/model"),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/bundled"),
+        ])
+        .collect();
+    if let Some(dir) = candidates
+        .iter()
+        .find(|d| d.join("manifest.json").is_file())
+    {
+        return Ok(dir.clone());
+    }
+    let searched: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
+    bail!(
+        "no model found; pass --model DIR (searched {})",
+        searched.join(", ")
+    )
+}

@@ -1,0 +1,8 @@
+//! edgescribe: an offline, multilingual speech-to-text node.
+//!
+//! Data flow, one module per stage: microphone ([`audio`]) → recogniser ([`asr`]) → MQTT.
+//! The command-line front end is [`cli`].
+
+pub mod asr;
+pub mod audio;
+pub mod cli;
