@@ -395,6 +395,9 @@ def main() -> int:
         adir.mkdir(exist_ok=True)
         shutil.copyfile(ckpt / ADAPTER_FILE.format(lang), adir / ADAPTER_FILE.format(lang))
 
+    for f in out.rglob("*"):
+        # Quantiser and safetensors write 0600 files; the daemon usually runs as another user.
+        f.chmod(0o755 if f.is_dir() else 0o644)
     files = {}
     for f in sorted(p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json"):
         files[f.relative_to(out).as_posix()] = {"sha256": sha256_file(f), "size": f.stat().st_size}

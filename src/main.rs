@@ -4,9 +4,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // Logs go to stderr (journald adds timestamps and levels under systemd); RUST_LOG selects verbosity.
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .target(env_logger::Target::Stderr)
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,edgescribe=info"),
+    )
+    .target(env_logger::Target::Stderr)
+    .init();
     let cli = edgescribe::cli::Cli::parse();
     match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
