@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod devices;
 mod transcribe;
 
 #[derive(Debug, Parser)]
@@ -25,6 +26,8 @@ enum Command {
     Transcribe(transcribe::Args),
     /// Measure load time and real-time factor (driven by benches/bench.py).
     Bench(bench::Args),
+    /// List ALSA capture devices with the formats, rates and channel counts each offers.
+    Devices(devices::Args),
 }
 
 impl Cli {
@@ -32,6 +35,7 @@ impl Cli {
         match self.command {
             Command::Transcribe(args) => transcribe::run(args),
             Command::Bench(args) => bench::run(args),
+            Command::Devices(args) => devices::run(args),
         }
     }
 }

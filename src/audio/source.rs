@@ -1,0 +1,119 @@
+//! The one boundary every audio input implements, and the named capture thread that drives it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::ring::RingWriter;
+
+/// Why a source stopped for good. Transient faults (overruns, a busy or unplugged device) are handled
+/// inside the source and only counted; what reaches the caller needs the caller to act.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    /// The recording could not be read. Fix the path or the file.
+    #[error("audio file {path}: {reason}")]
+    File {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    /// The device's formats cannot be converted (e.g. no rate at all, or a sample format we do not read).
+    /// Pick another device.
+    #[error("audio device {device}: {reason}")]
+    Device { device: String, reason: String },
+}
+
+/// Counters of a running source, for logs and the stats topic.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    /// Overruns: the device's buffer filled before we read it (audio lost in the driver).
+    pub xruns: AtomicU64,
+    /// Times the device was (re)opened after an error.
+    pub reopens: AtomicU64,
+    /// Samples (16 kHz) produced.
+    pub samples: AtomicU64,
+    /// The source is delivering audio now (false while waiting for a device to come back).
+    pub live: AtomicBool,
+}
+
+/// An input of 16 kHz mono samples: a microphone, a recording.
+pub trait AudioSource: Send + 'static {
+    /// For logs: `alsa:default`, `wav:/tmp/x.wav`.
+    fn describe(&self) -> String;
+
+    /// Produces samples into `out` until `stop` is set or the input ends. Runs on the capture thread:
+    /// must not wait on anything downstream (the ring drops what does not fit).
+    fn run(
+        &mut self,
+        out: &mut RingWriter,
+        stop: &AtomicBool,
+        stats: &SourceStats,
+    ) -> Result<(), AudioError>;
+}
+
+/// A running capture thread.
+pub struct Capture {
+    thread: Option<JoinHandle<Result<(), AudioError>>>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<SourceStats>,
+}
+
+impl Capture {
+    /// Starts `source` on a thread named `audio-capture`, writing into `out`.
+    pub fn spawn(
+        mut source: Box<dyn AudioSource>,
+        mut out: RingWriter,
+    ) -> std::io::Result<Capture> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(SourceStats::default());
+        let (stop2, stats2) = (stop.clone(), stats.clone());
+        let thread = std::thread::Builder::new()
+            .name("audio-capture".into())
+            .spawn(move || {
+                log::info!("capture: starting {}", source.describe());
+                let result = source.run(&mut out, &stop2, &stats2);
+                stats2.live.store(false, Ordering::Relaxed);
+                // Dropping `out` closes the ring: the reader drains what is left, then sees the end.
+                result
+            })?;
+        Ok(Capture {
+            thread: Some(thread),
+            stop,
+            stats,
+        })
+    }
+
+    pub fn stats(&self) -> &Arc<SourceStats> {
+        &self.stats
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Asks the source to stop (it notices within one period) and waits for the thread.
+    pub fn stop(mut self) -> Result<(), AudioError> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.join()
+    }
+
+    /// Waits for the source to end by itself (a file source at the end of its file).
+    pub fn join(&mut self) -> Result<(), AudioError> {
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(AudioError::Device {
+                device: "capture thread".into(),
+                reason: "panicked".into(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
