@@ -39,6 +39,12 @@ pub(crate) fn fetch(
 ) -> Result<(u64, u32), Failed> {
     let mut attempt = 0;
     loop {
+        if job.cancel.is_cancelled() {
+            return Err(Failed {
+                error: FetchError::Cancelled,
+                attempts: attempt,
+            });
+        }
         attempt += 1;
         let error = match fetch_once(job, observer) {
             Ok(bytes) => return Ok((bytes, attempt)),

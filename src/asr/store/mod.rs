@@ -201,17 +201,32 @@ impl AdapterStore {
             }
         }
         Err(match bad {
-            Some((path, why)) => AsrError::BadAdapter {
-                path: path.clone(),
-                reason: format!(
-                    "{why}; fetch it again with `edgescribe pull-adapters --languages {lang}`"
-                ),
-            },
+            Some((path, why)) => {
+                // What the model's own check says of it too (which tensor is missing or misshapen)
+                // helps tell a truncated copy from a file made for another model.
+                let tensors = match self.load_pack(lang, path) {
+                    Ok(_) => String::new(),
+                    Err(AsrError::BadAdapter { reason, .. }) => format!("; {reason}"),
+                    Err(e) => format!("; {e}"),
+                };
+                AsrError::BadAdapter {
+                    path: path.clone(),
+                    reason: format!(
+                        "{why}{tensors}; fetch a good copy with `edgescribe pull-adapters --languages {lang}`"
+                    ),
+                }
+            }
             None => AsrError::AdapterMissing {
                 lang: lang.to_string(),
                 searched: vec![bundled, cached],
             },
         })
+    }
+
+    /// The model's tensor check (names, shapes, head against vocabulary), without the model loaded.
+    fn load_pack(&self, lang: &str, path: &Path) -> Result<LanguagePack, AsrError> {
+        let vocab = self.vocabs.get(lang)?.clone();
+        LanguagePack::load(&self.manifest, lang, vocab, path)
     }
 
     fn ensure_one(
@@ -261,8 +276,7 @@ impl AdapterStore {
             return status(missing(Problem::CacheIo, detail), rejected_local);
         }
         let fits_model = |path: &Path| -> Result<(), String> {
-            let vocab = self.vocabs.get(lang).map_err(|e| e.to_string())?.clone();
-            LanguagePack::load(&self.manifest, lang, vocab, path)
+            self.load_pack(lang, path)
                 .map(drop)
                 .map_err(|e| e.to_string())
         };
