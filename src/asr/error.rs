@@ -35,7 +35,10 @@ pub enum AsrError {
         "no adapter for language {lang:?} (looked at {}); get it with `edgescribe pull-adapters --languages {lang}`",
         paths(.searched)
     )]
-    AdapterMissing { lang: String, searched: Vec<PathBuf> },
+    AdapterMissing {
+        lang: String,
+        searched: Vec<PathBuf>,
+    },
 
     /// The adapter file exists but is corrupt or was made for another model.
     #[error("adapter {path}: {reason}")]

@@ -66,8 +66,9 @@ fn settings(args: &Args) -> Result<Settings> {
     }
     let cache_root = match &args.cache {
         Some(dir) => dir.clone(),
-        None => cache::default_root()
-            .context("no cache directory (no $STATE_DIRECTORY, $XDG_CACHE_HOME or $HOME): pass --cache DIR")?,
+        None => cache::default_root().context(
+            "no cache directory (no $STATE_DIRECTORY, $XDG_CACHE_HOME or $HOME): pass --cache DIR",
+        )?,
     };
     let mut options = StoreOptions::new(cache_root);
     options.source = Some(args.source.clone());

@@ -208,9 +208,12 @@ fn handle(stream: TcpStream, shared: &Mutex<Shared>) {
         );
         return;
     };
-    let from = range
-        .filter(|_| !ignore_range)
-        .and_then(|r| r.strip_prefix("bytes=")?.strip_suffix('-')?.parse::<usize>().ok());
+    let from = range.filter(|_| !ignore_range).and_then(|r| {
+        r.strip_prefix("bytes=")?
+            .strip_suffix('-')?
+            .parse::<usize>()
+            .ok()
+    });
     let (status, mut body, extra) = match from {
         Some(from) if from >= data.len() => {
             let _ = write!(

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use edgescribe::asr::store::{
-    cache, AdapterStore, Availability, Cancel, LanguageStatus, Problem, PullObserver,
-    RetryPolicy, StoreOptions,
+    cache, AdapterStore, Availability, Cancel, LanguageStatus, Problem, PullObserver, RetryPolicy,
+    StoreOptions,
 };
 use edgescribe::asr::{AsrError, Engine, EngineOptions};
 use edgescribe::audio::{wav, MODEL_RATE_HZ};
@@ -125,7 +125,10 @@ fn corrupted_download_is_rejected_and_refetched() {
     let (statuses, _) = ensure(&store, &["nld"]);
     let (problem, detail) = missing(&statuses[0]);
     assert_eq!(problem, Problem::Rejected);
-    assert!(detail.contains("sha256") && detail.contains("4 attempts"), "{detail}");
+    assert!(
+        detail.contains("sha256") && detail.contains("4 attempts"),
+        "{detail}"
+    );
     assert_eq!(cache_files(&store), ["adapter.ita.safetensors"]);
 }
 
@@ -332,7 +335,10 @@ fn unknown_codes_get_suggestions_and_nothing_is_fetched() {
         "{err:?}"
     );
     assert!(err.to_string().contains("did you mean fra"), "{err}");
-    assert!(server.requests().is_empty(), "nothing fetched, not even ita");
+    assert!(
+        server.requests().is_empty(),
+        "nothing fetched, not even ita"
+    );
     // A code with a vocabulary but no adapter in the checkpoint, or neither, is unknown too.
     assert!(store.check_languages(&["xyz"]).is_err());
     assert_eq!(
@@ -377,7 +383,10 @@ fn retries_back_off_and_give_up() {
     let (statuses, _) = ensure(&store, &["nld"]);
     let (problem, detail) = missing(&statuses[0]);
     assert_eq!(problem, Problem::NotAtSource);
-    assert!(detail.contains("404") && detail.contains("(1 attempt)"), "{detail}");
+    assert!(
+        detail.contains("404") && detail.contains("(1 attempt)"),
+        "{detail}"
+    );
     assert_eq!(server.requests().len(), 6);
 }
 
@@ -426,7 +435,11 @@ fn local_directories_and_file_urls_are_sources() {
     let store = open_store(&model, &cache, Some(dir.clone()));
     let (statuses, _) = ensure(&store, &["deu"]);
     assert_eq!(fetched_attempts(&statuses[0]), 1);
-    let store = open_store(&model, &cache, Some(format!("file://{dir}/adapter.{{lang}}.safetensors")));
+    let store = open_store(
+        &model,
+        &cache,
+        Some(format!("file://{dir}/adapter.{{lang}}.safetensors")),
+    );
     let (statuses, _) = ensure(&store, &["spa"]);
     assert_eq!(fetched_attempts(&statuses[0]), 1);
     // No such file at the source: reported, not retried.
@@ -462,7 +475,8 @@ fn the_cache_is_keyed_by_the_models_adapters() {
     std::fs::write(other.join("manifest.json"), manifest.to_string()).unwrap();
     let other = open_store(&other, &root, None);
     assert_ne!(other.cache_dir(), int8.cache_dir());
-    let key = cache::model_key(&edgescribe::asr::manifest::Manifest::load(&tiny_model("int8")).unwrap());
+    let key =
+        cache::model_key(&edgescribe::asr::manifest::Manifest::load(&tiny_model("int8")).unwrap());
     assert!(int8.cache_dir().ends_with(&key) && key.len() == 16);
 }
 
@@ -506,4 +520,36 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[test]
+fn https_sources_go_through_rustls() {
+    // A plain-HTTP peer on a TLS URL: the handshake must be attempted by rustls (its crypto provider
+    // wired in, no panic) and fail as a retryable network error.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut hello = [0u8; 5];
+        conn.read_exact(&mut hello).unwrap();
+        conn.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").unwrap();
+        hello
+    });
+    let once = RetryPolicy {
+        attempts: 1,
+        ..quick_retry()
+    };
+    let source = format!("https://127.0.0.1:{port}/adapter.{{lang}}.safetensors");
+    let store = open_store_with(
+        &bare_model("tls-model"),
+        &scratch("tls-cache"),
+        Some(source),
+        once,
+    );
+    let (statuses, _) = ensure(&store, &["ita"]);
+    let hello = peer.join().unwrap();
+    assert_eq!(hello[0], 0x16, "a TLS handshake record was sent");
+    let (problem, detail) = missing(&statuses[0]);
+    assert_eq!(problem, Problem::Unreachable, "{detail}");
 }

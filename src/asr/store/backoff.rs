@@ -107,7 +107,14 @@ mod tests {
     #[test]
     fn delays_double_stay_in_the_jitter_band_and_are_capped() {
         let p = policy();
-        for (retry, base_ms) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (40, 1000)] {
+        for (retry, base_ms) in [
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (40, 1000),
+        ] {
             let base = Duration::from_millis(base_ms);
             for jitter in [0, 1, 12_345_678, u64::MAX / 3, u64::MAX] {
                 let d = p.delay(retry, jitter);

@@ -170,7 +170,8 @@ mod tests {
 
     #[test]
     fn checks_size_then_hash() {
-        let dir = std::env::temp_dir().join(format!("edgescribe-cache-check-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("edgescribe-cache-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("a");
         std::fs::write(&path, b"abc").unwrap();

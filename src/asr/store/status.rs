@@ -74,7 +74,12 @@ impl std::fmt::Display for LanguageStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.availability {
             Availability::Bundled { path } => {
-                write!(f, "{}: bundled with the model ({})", self.lang, path.display())
+                write!(
+                    f,
+                    "{}: bundled with the model ({})",
+                    self.lang,
+                    path.display()
+                )
             }
             Availability::Cached { path } => {
                 write!(f, "{}: cached ({})", self.lang, path.display())
