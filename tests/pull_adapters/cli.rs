@@ -19,6 +19,17 @@ fn edgescribe(args: &[&str], env: &[(&str, &Path)]) -> Output {
         .env_remove("STATE_DIRECTORY")
         .env_remove("XDG_CACHE_HOME")
         .env("HOME", &home);
+    // The test server is on loopback: a proxy from the environment must not be in the way.
+    for proxy in [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+    ] {
+        cmd.env_remove(proxy);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
