@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod devices;
+mod pull_adapters;
 mod transcribe;
 
 #[derive(Debug, Parser)]
@@ -24,6 +25,8 @@ pub struct Cli {
 enum Command {
     /// Transcribe a WAV file and print the transcript.
     Transcribe(transcribe::Args),
+    /// Fetch, verify and cache the adapters of the languages asked for (only those).
+    PullAdapters(pull_adapters::Args),
     /// Measure load time and real-time factor (driven by benches/bench.py).
     Bench(bench::Args),
     /// List ALSA capture devices with the formats, rates and channel counts each offers.
@@ -34,6 +37,7 @@ impl Cli {
     pub fn run(self) -> Result<()> {
         match self.command {
             Command::Transcribe(args) => transcribe::run(args),
+            Command::PullAdapters(args) => pull_adapters::run(args),
             Command::Bench(args) => bench::run(args),
             Command::Devices(args) => devices::run(args),
         }

@@ -52,7 +52,7 @@ impl LanguagePack {
             if e.kind() == std::io::ErrorKind::NotFound {
                 AsrError::AdapterMissing {
                     lang: lang.to_string(),
-                    path: path.to_path_buf(),
+                    searched: vec![path.to_path_buf()],
                 }
             } else {
                 AsrError::bad_adapter(path, e)

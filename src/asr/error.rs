@@ -31,12 +31,23 @@ pub enum AsrError {
 
     /// The model knows the language but its adapter is not on this machine.
     /// Fix: `edgescribe pull-adapters --languages LANG`, or export with `--languages`.
-    #[error("no adapter for language {lang:?} at {path}")]
-    AdapterMissing { lang: String, path: PathBuf },
+    #[error(
+        "no adapter for language {lang:?} (looked at {}); get it with `edgescribe pull-adapters --languages {lang}`",
+        paths(.searched)
+    )]
+    AdapterMissing {
+        lang: String,
+        searched: Vec<PathBuf>,
+    },
 
     /// The adapter file exists but is corrupt or was made for another model.
     #[error("adapter {path}: {reason}")]
     BadAdapter { path: PathBuf, reason: String },
+
+    /// The adapter source is not a usable URL template or path.
+    /// Fix: an `https://` URL template with `{lang}`, a `file://` URL or a directory.
+    #[error("adapter source {0}")]
+    BadSource(String),
 
     /// Less audio than one window of the convolutional front end: nothing to recognise.
     #[error("audio too short: {samples} samples at 16 kHz, at least {min_samples} needed")]
@@ -49,6 +60,11 @@ fn suggest(suggestions: &[String]) -> String {
     } else {
         format!(" (did you mean {}?)", suggestions.join(", "))
     }
+}
+
+fn paths(paths: &[PathBuf]) -> String {
+    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    shown.join(", ")
 }
 
 impl AsrError {

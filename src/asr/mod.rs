@@ -3,6 +3,7 @@
 //! - [`Engine`]: the base model, loaded and optimised once, shared read-only between threads.
 //! - [`LanguagePack`]: one language's adapters, head and vocabulary; switching is swapping packs.
 //! - [`Recognizer`]: an engine plus the active language, as the daemon uses it.
+//! - [`store`]: the configured languages' adapters, fetched, verified and cached.
 //! - [`ctc`], [`features`]: pure decoding and normalisation.
 
 mod adapter;
@@ -12,6 +13,7 @@ mod error;
 pub mod features;
 pub mod manifest;
 mod recognizer;
+pub mod store;
 pub mod vocab;
 
 pub use adapter::LanguagePack;

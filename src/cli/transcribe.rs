@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use crate::asr::store::{cache, AdapterStore, StoreOptions};
 use crate::asr::{Engine, EngineOptions, Recognizer};
 use crate::audio::{wav, MODEL_RATE_HZ};
 
@@ -19,6 +20,10 @@ pub struct Args {
     /// Print JSON: text, language, confidence, and per-word times and confidences.
     #[arg(long)]
     json: bool,
+    /// Adapter cache to look in after the model directory (see `pull-adapters`). Default: the same
+    /// default as `pull-adapters`.
+    #[arg(long)]
+    cache: Option<PathBuf>,
     /// Threads for inference (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -41,7 +46,14 @@ pub fn run(args: Args) -> Result<()> {
     let lang = args
         .lang
         .unwrap_or_else(|| engine.manifest().default_language.clone());
-    let pack = engine.language(&lang)?;
+    // The model directory's bundled copy first, then the cache; nothing is fetched here.
+    let pack = match args.cache.or_else(cache::default_root) {
+        Some(root) => {
+            let store = AdapterStore::for_engine(&engine, StoreOptions::offline(root))?;
+            engine.language_from(&lang, &store.locate(&lang)?)?
+        }
+        None => engine.language(&lang)?,
+    };
     let recognizer = Recognizer::new(engine, pack);
     let transcript = recognizer
         .transcribe(&samples)
