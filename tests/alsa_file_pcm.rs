@@ -201,7 +201,7 @@ fn missing_device_is_retried_not_fatal() {
 #[test]
 fn devices_lists_capture_pcms_with_what_they_offer() {
     alsa_setup();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgescribe"))
+    let out = common::edgescribe_command()
         .arg("devices")
         .output()
         .unwrap();

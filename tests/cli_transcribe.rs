@@ -4,12 +4,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
 fn edgescribe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgescribe"))
+    edgescribe_command()
         .args(args)
         .env("RUST_LOG", "warn")
         .output()

@@ -98,6 +98,22 @@ impl Engine {
         &self.vocabs
     }
 
+    /// The matrix-multiplication kernels tract chose for this model on this CPU (e.g.
+    /// `arm64simd_mmm_i32_8x8_dot` on a Cortex-A76), for diagnostics and the architecture tests.
+    pub fn kernels(&self) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for node in self.plan.model().nodes() {
+            for line in node.op.info().unwrap_or_default() {
+                names.extend(
+                    line.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .filter(|w| w.contains("mmm") || w.contains("mmv"))
+                        .map(str::to_string),
+                );
+            }
+        }
+        names
+    }
+
     /// Loads a language from the model directory's `adapters/`.
     pub fn language(&self, lang: &str) -> Result<LanguagePack, AsrError> {
         self.vocabs.get(lang)?;

@@ -81,3 +81,17 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A command running the edgescribe binary under test. When the tests run for another architecture
+/// (cross/test-aarch64), the binary goes through the same emulator cargo uses as runner.
+pub fn edgescribe_command() -> std::process::Command {
+    let exe = env!("CARGO_BIN_EXE_edgescribe");
+    match std::env::var_os("EDGESCRIBE_TEST_RUNNER") {
+        Some(runner) if !runner.is_empty() => {
+            let mut cmd = std::process::Command::new(runner);
+            cmd.arg(exe);
+            cmd
+        }
+        _ => std::process::Command::new(exe),
+    }
+}

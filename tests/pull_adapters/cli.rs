@@ -1,7 +1,7 @@
 //! `edgescribe pull-adapters` and `transcribe --cache` as a user runs them.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::common::{audio, scratch, tiny_model};
@@ -13,7 +13,7 @@ fn edgescribe(args: &[&str], env: &[(&str, &Path)]) -> Output {
     // Tests run in parallel: each run gets its own (empty) home.
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let home = scratch(&format!("cli-home-{}", RUNS.fetch_add(1, Ordering::SeqCst)));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgescribe"));
+    let mut cmd = crate::common::edgescribe_command();
     cmd.args(args)
         .env("RUST_LOG", "info")
         .env_remove("STATE_DIRECTORY")
