@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod transcribe;
+mod vad;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +26,8 @@ enum Command {
     Transcribe(transcribe::Args),
     /// Measure load time and real-time factor (driven by benches/bench.py).
     Bench(bench::Args),
+    /// Find the utterances in a WAV file (JSON lines), to tune the voice-activity detector.
+    Vad(vad::Args),
 }
 
 impl Cli {
@@ -32,6 +35,7 @@ impl Cli {
         match self.command {
             Command::Transcribe(args) => transcribe::run(args),
             Command::Bench(args) => bench::run(args),
+            Command::Vad(args) => vad::run(args),
         }
     }
 }

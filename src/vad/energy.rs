@@ -1,12 +1,13 @@
-//! Frame energy in dBFS, measured after a high-pass filter that removes DC offset and low rumble.
+//! Frame energy in dBFS, measured in the voice band: a high-pass removes DC offset and low rumble, a
+//! low-pass the hiss above the band where voiced speech has its energy.
 
 /// Energies are clamped here: digital silence has a finite level, so the floor arithmetic stays finite.
 pub const SILENCE_DBFS: f32 = -120.0;
 
-/// Second-order Butterworth high-pass (RBJ cookbook), direct form I, state in f64 so that a large DC
+/// Second-order Butterworth section (RBJ cookbook), direct form I, state in f64 so that a large DC
 /// offset leaves no residue from rounding.
 #[derive(Debug, Clone)]
-pub struct HighPass {
+pub struct Biquad {
     b: [f64; 3],
     a: [f64; 2],
     x: [f64; 2],
@@ -14,18 +15,27 @@ pub struct HighPass {
     primed: bool,
 }
 
-impl HighPass {
-    pub fn new(cutoff_hz: f32, sample_rate_hz: u32) -> HighPass {
+impl Biquad {
+    pub fn high_pass(cutoff_hz: f32, sample_rate_hz: u32) -> Biquad {
+        Biquad::new(cutoff_hz, sample_rate_hz, true)
+    }
+
+    pub fn low_pass(cutoff_hz: f32, sample_rate_hz: u32) -> Biquad {
+        Biquad::new(cutoff_hz, sample_rate_hz, false)
+    }
+
+    fn new(cutoff_hz: f32, sample_rate_hz: u32, high: bool) -> Biquad {
         let w0 = 2.0 * std::f64::consts::PI * cutoff_hz as f64 / sample_rate_hz as f64;
         let (sin, cos) = w0.sin_cos();
         let alpha = sin / (2.0 * std::f64::consts::FRAC_1_SQRT_2);
         let a0 = 1.0 + alpha;
-        HighPass {
-            b: [
-                (1.0 + cos) / 2.0 / a0,
-                -(1.0 + cos) / a0,
-                (1.0 + cos) / 2.0 / a0,
-            ],
+        let (b0, b1) = if high {
+            ((1.0 + cos) / 2.0, -(1.0 + cos))
+        } else {
+            ((1.0 - cos) / 2.0, 1.0 - cos)
+        };
+        Biquad {
+            b: [b0 / a0, b1 / a0, b0 / a0],
             a: [-2.0 * cos / a0, (1.0 - alpha) / a0],
             x: [0.0; 2],
             y: [0.0; 2],
@@ -34,12 +44,13 @@ impl HighPass {
     }
 
     #[inline]
-    pub fn process(&mut self, x: f32) -> f32 {
-        let x = x as f64;
+    pub fn process(&mut self, x: f64) -> f64 {
         if !self.primed {
-            // Start as if the first sample had always been there: a stream that opens on a DC offset
-            // does not begin with a step (which would read as a loud click).
+            // Start in the steady state for the first sample, as if it had always been there: a
+            // stream that opens on a DC offset does not begin with a step (which reads as a click).
+            let dc_gain = (self.b.iter().sum::<f64>()) / (1.0 + self.a[0] + self.a[1]);
             self.x = [x, x];
+            self.y = [x * dc_gain; 2];
             self.primed = true;
         }
         let y = self.b[0] * x + self.b[1] * self.x[0] + self.b[2] * self.x[1]
@@ -47,23 +58,31 @@ impl HighPass {
             - self.a[1] * self.y[1];
         self.x = [x, self.x[0]];
         self.y = [y, self.y[0]];
-        y as f32
+        y
     }
 }
 
 /// Accumulates filtered samples into frames of fixed length and reports each frame's energy.
 #[derive(Debug, Clone)]
 pub struct FrameEnergy {
-    filter: HighPass,
+    high_pass: Biquad,
+    low_pass: Biquad,
     frame_len: usize,
     filled: usize,
     sum_sq: f64,
 }
 
 impl FrameEnergy {
-    pub fn new(frame_len: usize, highpass_hz: f32, sample_rate_hz: u32) -> FrameEnergy {
+    /// Energy of the band `highpass_hz`–`lowpass_hz` (the voice band) over frames of `frame_len`.
+    pub fn new(
+        frame_len: usize,
+        highpass_hz: f32,
+        lowpass_hz: f32,
+        sample_rate_hz: u32,
+    ) -> FrameEnergy {
         FrameEnergy {
-            filter: HighPass::new(highpass_hz, sample_rate_hz),
+            high_pass: Biquad::high_pass(highpass_hz, sample_rate_hz),
+            low_pass: Biquad::low_pass(lowpass_hz, sample_rate_hz),
             frame_len,
             filled: 0,
             sum_sq: 0.0,
@@ -82,7 +101,7 @@ impl FrameEnergy {
         for &s in samples {
             // A non-finite sample (a corrupt float file) would poison the filter state for good.
             let s = if s.is_finite() { s } else { 0.0 };
-            let y = self.filter.process(s) as f64;
+            let y = self.low_pass.process(self.high_pass.process(s as f64));
             sum += y * y;
         }
         self.sum_sq += sum;
@@ -113,7 +132,7 @@ mod tests {
     }
 
     fn frames(x: &[f32], highpass_hz: f32) -> Vec<f32> {
-        let mut e = FrameEnergy::new(320, highpass_hz, 16000);
+        let mut e = FrameEnergy::new(320, highpass_hz, 7000.0, 16000);
         x.chunks(320).filter_map(|c| e.feed(c)).collect()
     }
 
@@ -132,6 +151,14 @@ mod tests {
         for (a, b) in with_dc.iter().zip(&without) {
             assert!((a - b).abs() < 0.5, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn hiss_above_the_low_pass_is_attenuated() {
+        let mut e = FrameEnergy::new(320, 100.0, 3000.0, 16000);
+        let hiss: Vec<f32> = sine(7000.0, 0.5, 16000, 0.0);
+        let db: Vec<f32> = hiss.chunks(320).filter_map(|c| e.feed(c)).collect();
+        assert!(db[40] < -25.0, "7 kHz at {} dBFS", db[40]);
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct FrameDecision {
     pub energy_dbfs: f32,
     /// The noise floor after this frame, in dBFS.
     pub floor_dbfs: f32,
+    /// Standard deviation (dB) of the noise frames; the thresholds are raised by a multiple of it.
+    pub spread_db: f32,
     /// The frame is speech: above `onset_db` (or, in a run that started above it, `offset_db`) when
     /// idle; above `offset_db` inside an utterance. Pre-roll, post-roll and hangover frames are not.
     pub speech: bool,

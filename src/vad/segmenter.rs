@@ -13,6 +13,24 @@ use super::energy::{FrameEnergy, SILENCE_DBFS};
 use super::floor::{NoiseFloor, SMOOTHING_MS};
 use super::{EndReason, FrameDecision, VadConfig, VadConfigError, VadEvent};
 
+/// A run of loud frames survives gaps up to this long: a first syllable too short to start an
+/// utterance alone, and the gap after it, still count, so the onset (and pre-roll) is reckoned from it.
+const RUN_GAP_MS: u32 = 100;
+
+/// A run that starts this soon after a broken one (a first syllable too short to start an utterance
+/// alone) is reckoned from the broken run's start, so the pre-roll covers that syllable too. Its count
+/// of loud frames restarts: separate clicks never add up to speech.
+const CHAIN_GAP_MS: u32 = 300;
+
+/// Both thresholds are raised by this many times the spread (in dB) of the noise: see `floor.rs`.
+pub(super) const SPREAD_WEIGHT: f32 = 1.5;
+
+const IDLE: State = State::Idle {
+    run: 0,
+    run_start: 0,
+    gap: 0,
+};
+
 /// Half-width, in ms, of the neighbourhood whose mean energy ranks split points: a split lands in a
 /// pause, not in the short dip of a stop consonant.
 const SPLIT_NEIGHBOURHOOD_MS: u32 = 60;
@@ -31,6 +49,15 @@ pub struct Segmenter {
     state: State,
     /// Where the last utterance ended: the next pre-roll does not reach back into it.
     last_end: u64,
+    /// Loudest frame of the stream's first `SMOOTHING_MS`, and whether any utterance has started yet:
+    /// together they recognise a stream that opens in the middle of speech (see `start_utterance`).
+    opening_dbfs: f32,
+    opening_len: u64,
+    started_any: bool,
+    /// End of the last frame above the onset threshold, and the start and that end of the last run
+    /// that broke before it was long enough (see `CHAIN_GAP_MS`).
+    last_hot_end: u64,
+    broken_run: Option<(u64, u64)>,
     /// Samples of the utterance in progress, from `utt_start`.
     utt: Vec<f32>,
     utt_start: u64,
@@ -51,14 +78,23 @@ struct Params {
     max_len: usize,
     split_search: u64,
     split_half_frames: usize,
+    run_gap_frames: u32,
+    chain_gap: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum State {
-    /// `run` loud frames since `run_start`, not yet enough for an onset (0: no run).
-    Idle { run: u32, run_start: u64 },
-    /// In an utterance; `quiet` frames in a row below the offset threshold.
-    Speech { last_speech_end: u64, quiet: u32 },
+    /// `run` frames above the onset threshold since `run_start`, not yet enough for an onset (0: no
+    /// run), and the last `gap` frames below the offset threshold.
+    Idle { run: u32, run_start: u64, gap: u32 },
+    /// In an utterance; `quiet` frames in a row below the offset threshold. `held_floor_dbfs` and
+    /// `held_spread_db` are the noise statistics at its start (see `on_frame`).
+    Speech {
+        last_speech_end: u64,
+        quiet: u32,
+        held_floor_dbfs: f32,
+        held_spread_db: f32,
+    },
 }
 
 impl Segmenter {
@@ -86,23 +122,35 @@ impl Segmenter {
             max_len,
             split_search: samples(config.split_search_ms) as u64,
             split_half_frames: SPLIT_NEIGHBOURHOOD_MS.div_ceil(config.frame_ms) as usize,
+            run_gap_frames: RUN_GAP_MS / config.frame_ms,
+            chain_gap: samples(CHAIN_GAP_MS) as u64,
         };
         // The ring must hold the pre-roll plus the onset run plus the frame being filled.
-        let ring_len = p.pre_roll as usize + (p.min_speech_frames as usize + 2) * frame_len;
         let floor_frames =
             (config.floor_window_s * 1000.0 / config.frame_ms as f32).ceil() as usize;
+        // The ring holds the pre-roll plus the onset run plus the frame being filled, and the whole
+        // first floor window (for a stream that opens in speech), within half the longest utterance.
+        let ring_len = (p.pre_roll as usize + (p.min_speech_frames as usize + 2) * frame_len)
+            .max((floor_frames * frame_len).min(max_len / 2));
         Ok(Segmenter {
             p,
-            energy: FrameEnergy::new(frame_len, config.highpass_hz, sample_rate_hz),
+            energy: FrameEnergy::new(
+                frame_len,
+                config.highpass_hz,
+                config.lowpass_hz,
+                sample_rate_hz,
+            ),
             floor: NoiseFloor::new(floor_frames, frames(SMOOTHING_MS) as usize),
             total: 0,
             ring: vec![0.0; ring_len],
             frame_start: 0,
-            state: State::Idle {
-                run: 0,
-                run_start: 0,
-            },
+            state: IDLE,
             last_end: 0,
+            opening_dbfs: f32::NEG_INFINITY,
+            opening_len: samples(SMOOTHING_MS) as u64,
+            started_any: false,
+            last_hot_end: 0,
+            broken_run: None,
             utt: Vec::with_capacity(max_len),
             utt_start: 0,
             utt_frames: Vec::with_capacity(max_len / frame_len + 2),
@@ -165,10 +213,7 @@ impl Segmenter {
             let end = (last_speech_end + self.p.post_roll).min(self.total);
             self.emit(end, EndReason::EndOfStream, out);
         }
-        self.state = State::Idle {
-            run: 0,
-            run_start: 0,
-        };
+        self.state = IDLE;
     }
 
     fn store(&mut self, chunk: &[f32]) {
@@ -185,41 +230,88 @@ impl Segmenter {
     }
 
     fn on_frame(&mut self, energy_dbfs: f32, out: &mut Vec<VadEvent>) -> FrameDecision {
-        let floor = self.floor.update(energy_dbfs);
+        self.floor.update(energy_dbfs);
+        // Inside an utterance the statistics of its start hold: its own weaker frames (a long soft
+        // vowel, a murmur) would otherwise enter the noise mean and spread and raise the thresholds
+        // over them. But once even the minimum is above the held floor, the background itself has
+        // changed: a fan switching on (mistaken for speech at first) ends its "utterance" once it has
+        // lasted a floor window.
+        let (floor, spread_db) = match self.state {
+            State::Speech {
+                held_floor_dbfs,
+                held_spread_db,
+                ..
+            } if self.floor.min_dbfs() <= held_floor_dbfs => (held_floor_dbfs, held_spread_db),
+            // The whole window is louder than the floor was: the background has changed.
+            State::Speech { .. } => (self.floor.floor_dbfs(), self.floor.spread_db()),
+            State::Idle { .. } => (self.floor.floor_dbfs(), self.floor.spread_db()),
+        };
+        let margin = SPREAD_WEIGHT * spread_db;
         let frame_start = self.frame_start;
         let frame_end = self.total;
         let audible = energy_dbfs >= self.p.min_level_dbfs;
-        let above_onset = audible && energy_dbfs >= floor + self.p.onset_db;
-        let above_offset = audible && energy_dbfs >= floor + self.p.offset_db;
+        let above_onset = audible && energy_dbfs >= floor + margin + self.p.onset_db;
+        let above_offset = audible && energy_dbfs >= floor + margin + self.p.offset_db;
+        if frame_start < self.opening_len {
+            self.opening_dbfs = self.opening_dbfs.max(energy_dbfs);
+        }
         let speech = match self.state {
-            State::Idle { run, run_start } => {
-                let (run, run_start) = if above_onset {
-                    if run == 0 {
-                        (1, frame_start)
-                    } else {
-                        (run + 1, run_start)
+            State::Idle {
+                run,
+                run_start,
+                gap,
+            } => {
+                self.state = if above_onset {
+                    self.last_hot_end = frame_end;
+                    let run_start = match (run, self.broken_run) {
+                        (0, Some((start, end))) if frame_start <= end + self.p.chain_gap => start,
+                        (0, _) => frame_start,
+                        _ => run_start,
+                    };
+                    State::Idle {
+                        run: run + 1,
+                        run_start,
+                        gap: 0,
                     }
-                } else if above_offset && run > 0 {
+                } else if run > 0 && above_offset {
                     // Between the thresholds: the run neither grows nor breaks.
-                    (run, run_start)
+                    State::Idle {
+                        run,
+                        run_start,
+                        gap: 0,
+                    }
+                } else if run > 0 && gap < self.p.run_gap_frames {
+                    State::Idle {
+                        run,
+                        run_start,
+                        gap: gap + 1,
+                    }
                 } else {
-                    (0, 0)
+                    if run > 0 {
+                        self.broken_run = Some((run_start, self.last_hot_end));
+                    }
+                    IDLE
                 };
-                self.state = State::Idle { run, run_start };
-                if run >= self.p.min_speech_frames {
-                    self.start_utterance(run_start, frame_end, out);
+                if let State::Idle { run, run_start, .. } = self.state {
+                    if run >= self.p.min_speech_frames {
+                        self.start_utterance(run_start, frame_end, floor, spread_db, out);
+                    }
                 }
-                run > 0
+                above_onset || (run > 0 && above_offset)
             }
             State::Speech {
                 last_speech_end,
                 quiet,
+                held_floor_dbfs,
+                held_spread_db,
             } => {
                 self.utt_frames.push((frame_end, energy_dbfs));
                 if above_offset {
                     self.state = State::Speech {
                         last_speech_end: frame_end,
                         quiet: 0,
+                        held_floor_dbfs,
+                        held_spread_db,
                     };
                 } else if quiet + 1 >= self.p.hangover_frames {
                     let end = (last_speech_end + self.p.post_roll).min(frame_end);
@@ -228,6 +320,8 @@ impl Segmenter {
                     self.state = State::Speech {
                         last_speech_end,
                         quiet: quiet + 1,
+                        held_floor_dbfs,
+                        held_spread_db,
                     };
                 }
                 if self.in_utterance() && self.utt.len() + self.p.frame_len > self.p.max_len {
@@ -240,17 +334,38 @@ impl Segmenter {
             start_sample: frame_start,
             energy_dbfs,
             floor_dbfs: floor,
+            spread_db,
             speech,
             in_utterance: self.in_utterance(),
         }
     }
 
-    fn start_utterance(&mut self, run_start: u64, now: u64, out: &mut Vec<VadEvent>) {
+    fn start_utterance(
+        &mut self,
+        run_start: u64,
+        now: u64,
+        floor_dbfs: f32,
+        spread_db: f32,
+        out: &mut Vec<VadEvent>,
+    ) {
         let oldest_kept = now.saturating_sub(self.ring.len() as u64);
-        let start = run_start
-            .saturating_sub(self.p.pre_roll)
-            .max(self.last_end)
-            .max(oldest_kept);
+        // A stream that opens in speech (a file trimmed to its first word) has no floor to measure
+        // its beginning against: the floor is only learnt at the first pause, and the onset found
+        // after it. If the stream's opening was already loud against the floor learnt since, and that
+        // opening is still in the ring, the utterance starts at the stream's first sample.
+        let opened_in_speech = !self.started_any
+            && oldest_kept == 0
+            && self.opening_dbfs >= floor_dbfs + SPREAD_WEIGHT * spread_db + self.p.onset_db;
+        self.started_any = true;
+        self.broken_run = None;
+        let start = if opened_in_speech {
+            0
+        } else {
+            run_start
+                .saturating_sub(self.p.pre_roll)
+                .max(self.last_end)
+                .max(oldest_kept)
+        };
         self.utt.clear();
         let n = self.ring.len() as u64;
         self.utt
@@ -260,6 +375,8 @@ impl Segmenter {
         self.state = State::Speech {
             last_speech_end: now,
             quiet: 0,
+            held_floor_dbfs: floor_dbfs,
+            held_spread_db: spread_db,
         };
         out.push(VadEvent::SpeechStart {
             start_sample: start,
@@ -277,10 +394,7 @@ impl Segmenter {
         self.last_end = end;
         self.utt.clear();
         self.utt_frames.clear();
-        self.state = State::Idle {
-            run: 0,
-            run_start: 0,
-        };
+        self.state = IDLE;
     }
 
     /// The utterance is at its length limit: cut it at the quietest point of the search window, emit
@@ -327,10 +441,7 @@ impl Segmenter {
             // Only the silence of the hangover remains: the utterance is over.
             self.utt.clear();
             self.utt_frames.clear();
-            self.state = State::Idle {
-                run: 0,
-                run_start: 0,
-            };
+            self.state = IDLE;
             return;
         }
         // The rest goes on as a new utterance; the buffer keeps its capacity (no allocation).
