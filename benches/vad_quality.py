@@ -247,17 +247,19 @@ def spans_to_grid(spans_ms: list[tuple[float, float]], n: int) -> np.ndarray:
 def run_ours(binary: Path, wav: Path, vad_args: list[str], n: int) -> dict:
     out = subprocess.run([str(binary), "vad", "--frames", *vad_args, str(wav)], check=True,
                          capture_output=True, text=True).stdout
-    starts, speech, spans = [], [], []
+    starts, speech, active, spans = [], [], [], []
     for line in out.splitlines():
         rec = json.loads(line)
         if rec["type"] == "frame":
             starts.append(rec["start_ms"])
             speech.append(rec["speech"])
+            active.append(rec["active"])
         else:
             spans.append((rec["start_ms"], rec["end_ms"]))
     starts = np.array(starts)
     frame_ms = float(starts[1] - starts[0])
-    return {"frames": to_grid(starts, np.array(speech), frame_ms, n), "spans": spans}
+    return {"frames": to_grid(starts, np.array(speech), frame_ms, n), "spans": spans,
+            "raw": to_grid(starts, np.array(active), frame_ms, n)}
 
 
 def webrtc_decisions(pcm: bytes, mode: int, frame_ms: int = 30) -> np.ndarray:
@@ -309,6 +311,7 @@ def score(system: dict, truth: np.ndarray, utterances: list) -> dict:
     n = len(truth)
     p, r, f1 = prf(system["frames"], truth)
     seg_f1 = prf(spans_to_grid(system["spans"], n), truth)[2]
+    raw_f1 = prf(system["raw"], truth)[2] if "raw" in system else None
     hits = misses = cuts = splits = 0
     used = [0] * len(system["spans"])
     for _, a, b in utterances:  # grid indices
@@ -322,7 +325,8 @@ def score(system: dict, truth: np.ndarray, utterances: list) -> dict:
         hits += 1
         splits += len(over) > 1
         cuts += system["spans"][over[0]][0] > a_ms
-    return {"P": float(p), "R": float(r), "F1": float(f1), "segF1": float(seg_f1), "hit": hits,
+    return {"P": float(p), "R": float(r), "F1": float(f1), "segF1": float(seg_f1),
+            "rawF1": None if raw_f1 is None else float(raw_f1), "hit": hits,
             "miss": misses, "FA": sum(u == 0 for u in used), "split": int(splits),
             "merge": sum(u > 1 for u in used), "cut": int(cuts)}
 
@@ -406,14 +410,16 @@ def main() -> None:
     total = len(mixture.utterances)
     print(f"Frame-level scores ({total} true utterances per condition; "
           f"{len(mixture.speech) / RATE:.0f} s each)\n")
-    print("| noise | SNR dB | system | frame P | frame R | frame F1 | seg F1 | hit | miss | FA | split | merge "
-          "| onset cut |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| noise | SNR dB | system | frame P | frame R | frame F1 | raw F1 | seg F1 | hit | miss | FA | split "
+          "| merge | onset cut |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for kind, snr in conditions:
         for name in systems:
             r = results[(kind, snr, name)]
+            raw = "-" if r["rawF1"] is None else f"{r['rawF1']:.3f}"
             print(f"| {kind} | {snr if snr is not None else '-'} | {name} | {r['P']:.3f} | {r['R']:.3f} "
-                  f"| **{r['F1']:.3f}** | {r['segF1']:.3f} | {r['hit']} | {r['miss']} | {r['FA']} "
+                  f"| **{r['F1']:.3f}** | {raw} "
+                  f"| {r['segF1']:.3f} | {r['hit']} | {r['miss']} | {r['FA']} "
                   f"| {r['split']} | {r['merge']} | {r['cut']} |")
     print("\nMean frame F1 per SNR (white, pink, babble)\n")
     print("| SNR dB | " + " | ".join(systems) + " |")

@@ -109,6 +109,7 @@ enum Line {
         energy_dbfs: f32,
         floor_dbfs: f32,
         spread_db: f32,
+        active: bool,
         speech: bool,
         in_utterance: bool,
     },
@@ -170,6 +171,7 @@ pub fn run(args: Args) -> Result<()> {
                     energy_dbfs: f.energy_dbfs,
                     floor_dbfs: f.floor_dbfs,
                     spread_db: f.spread_db,
+                    active: f.active,
                     speech: f.speech,
                     in_utterance: f.in_utterance,
                 });

@@ -56,7 +56,7 @@ impl Default for VadConfig {
             min_speech_ms: 100,
             hangover_ms: 400,
             pre_roll_ms: 300,
-            post_roll_ms: 200,
+            post_roll_ms: 100,
             max_utterance_s: 20.0,
             split_search_ms: 3000,
             floor_window_s: 3.0,

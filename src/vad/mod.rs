@@ -64,8 +64,13 @@ pub struct FrameDecision {
     pub floor_dbfs: f32,
     /// Standard deviation (dB) of the noise frames; the thresholds are raised by a multiple of it.
     pub spread_db: f32,
-    /// The frame is speech: above `onset_db` (or, in a run that started above it, `offset_db`) when
-    /// idle; above `offset_db` inside an utterance. Pre-roll, post-roll and hangover frames are not.
+    /// The frame is above the threshold in effect: `onset_db` when idle (or `offset_db`, in a run that
+    /// started above `onset_db`), `offset_db` inside an utterance.
+    pub active: bool,
+    /// The frame is speech as the segmenter treats it, decided causally: `active`, or inside an
+    /// utterance and within `post_roll_ms` of its last active frame (the post-roll the utterance
+    /// keeps; webrtcvad's frame decisions likewise include its "overhang"). Pre-roll and the rest of
+    /// the hangover are not.
     pub speech: bool,
     /// An utterance is in progress after this frame.
     pub in_utterance: bool,

@@ -255,7 +255,7 @@ impl Segmenter {
         if frame_start < self.opening_len {
             self.opening_dbfs = self.opening_dbfs.max(energy_dbfs);
         }
-        let speech = match self.state {
+        let (active, speech) = match self.state {
             State::Idle {
                 run,
                 run_start,
@@ -297,7 +297,8 @@ impl Segmenter {
                         self.start_utterance(run_start, frame_end, floor, spread_db, out);
                     }
                 }
-                above_onset || (run > 0 && above_offset)
+                let active = above_onset || (run > 0 && above_offset);
+                (active, active)
             }
             State::Speech {
                 last_speech_end,
@@ -327,7 +328,9 @@ impl Segmenter {
                 if self.in_utterance() && self.utt.len() + self.p.frame_len > self.p.max_len {
                     self.split(out);
                 }
-                above_offset
+                // Within the post-roll of a speech frame: the utterance keeps this frame as speech.
+                let kept = frame_end <= last_speech_end + self.p.post_roll;
+                (above_offset, above_offset || kept)
             }
         };
         FrameDecision {
@@ -335,6 +338,7 @@ impl Segmenter {
             energy_dbfs,
             floor_dbfs: floor,
             spread_db,
+            active,
             speech,
             in_utterance: self.in_utterance(),
         }

@@ -498,21 +498,32 @@ fn non_finite_samples_are_treated_as_silence() {
 
 #[test]
 fn frame_decisions_mark_speech_frames() {
+    let c = VadConfig::default();
     let mut rng = Rng(17);
     let burst = syllable(&mut rng, ms(1000), -25.0);
     let (x, at) = in_room(&mut rng, 2.0, &burst, 2.0);
-    let mut seg = Segmenter::new(&VadConfig::default(), RATE).unwrap();
+    let mut seg = Segmenter::new(&c, RATE).unwrap();
     let (mut events, mut frames) = (Vec::new(), Vec::new());
     seg.push_with(&x, &mut events, |f| frames.push(*f));
-    let speech: Vec<u64> = frames
+    let starts = |pick: fn(&FrameDecision) -> bool| -> Vec<usize> {
+        frames
+            .iter()
+            .filter(|f| pick(f))
+            .map(|f| f.start_sample as usize)
+            .collect()
+    };
+    let (active, speech) = (starts(|f| f.active), starts(|f| f.speech));
+    // The middle of the syllable is speech; the room before it is not, nor after it beyond the
+    // post-roll (which only `speech` includes).
+    assert!(active.contains(&(at + ms(500))));
+    let frame = ms(c.frame_ms as u64);
+    assert!(active
         .iter()
-        .filter(|f| f.speech)
-        .map(|f| f.start_sample)
-        .collect();
-    // The middle of the syllable is speech, the room before and after is not.
-    assert!(speech.contains(&((at + ms(500)) as u64)));
+        .all(|&s| s + frame > at && s < at + burst.len()));
+    let post_roll = ms(c.post_roll_ms as u64);
     assert!(speech
         .iter()
-        .all(|&s| s as usize + ms(20) > at && (s as usize) < at + burst.len()));
+        .all(|&s| s + frame > at && s < at + burst.len() + post_roll));
+    assert!(speech.len() > active.len());
     assert!(frames.iter().any(|f| f.in_utterance));
 }
