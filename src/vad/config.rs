@@ -18,7 +18,9 @@ pub struct VadConfig {
     /// Cut-off of the low-pass filter applied before measuring energy. Voiced speech has most of its
     /// energy below it, broadband hiss does not: measuring the band gains several dB of SNR in hiss.
     pub lowpass_hz: f32,
-    /// A frame starts speech when it is this far above the noise floor.
+    /// A frame starts speech when it is this far above the noise floor. Both thresholds are further
+    /// raised by 1.5 times the noise's spread (its frames' standard deviation in dB): little for steady
+    /// hiss or a fan, several dB for babble, whose peaks would otherwise open utterances.
     pub onset_db: f32,
     /// Inside an utterance, a frame still counts as speech while it is this far above the noise floor.
     /// Lower than `onset_db`: the hysteresis keeps weak syllables from chopping an utterance.
