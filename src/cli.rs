@@ -9,6 +9,7 @@ mod bench;
 mod devices;
 mod pull_adapters;
 mod transcribe;
+mod vad;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,6 +32,8 @@ enum Command {
     Bench(bench::Args),
     /// List ALSA capture devices with the formats, rates and channel counts each offers.
     Devices(devices::Args),
+    /// Find the utterances in a WAV file (JSON lines), to tune the voice-activity detector.
+    Vad(vad::Args),
 }
 
 impl Cli {
@@ -40,6 +43,7 @@ impl Cli {
             Command::PullAdapters(args) => pull_adapters::run(args),
             Command::Bench(args) => bench::run(args),
             Command::Devices(args) => devices::run(args),
+            Command::Vad(args) => vad::run(args),
         }
     }
 }

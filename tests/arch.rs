@@ -28,11 +28,16 @@ fn threads_start_and_finish() {
         let tx = tx.clone();
         std::thread::Builder::new()
             .name(format!("arch-test-{i}"))
-            .spawn(move || tx.send((0..100_000u64).map(|x| x * i).sum::<u64>()).unwrap())
+            .spawn(move || {
+                tx.send((0..100_000u64).map(|x| x * i).sum::<u64>())
+                    .unwrap()
+            })
             .unwrap();
     }
     drop(tx);
-    let sums: Vec<u64> = (0..4).map(|_| rx.recv_timeout(Duration::from_secs(60)).unwrap()).collect();
+    let sums: Vec<u64> = (0..4)
+        .map(|_| rx.recv_timeout(Duration::from_secs(60)).unwrap())
+        .collect();
     assert_eq!(sums.iter().sum::<u64>(), (0..100_000u64).sum::<u64>() * 6);
 }
 
@@ -44,16 +49,32 @@ fn int8_engine(threads: usize) -> Engine {
 fn tract_selects_this_cpus_int8_kernel() {
     let kernels = int8_engine(1).kernels();
     let int8: Vec<&String> = kernels.iter().filter(|k| k.contains("i32")).collect();
-    assert!(!int8.is_empty(), "no int8 (i32-accumulating) kernel in {kernels:?}");
+    assert!(
+        !int8.is_empty(),
+        "no int8 (i32-accumulating) kernel in {kernels:?}"
+    );
     #[cfg(target_arch = "aarch64")]
     {
-        assert!(int8.iter().all(|k| k.starts_with("arm64simd_")), "NEON expected: {kernels:?}");
-        assert!(!kernels.iter().any(|k| k.contains("sve")), "no Pi or Jetson has SVE: {kernels:?}");
+        assert!(
+            int8.iter().all(|k| k.starts_with("arm64simd_")),
+            "NEON expected: {kernels:?}"
+        );
+        assert!(
+            !kernels.iter().any(|k| k.contains("sve")),
+            "no Pi or Jetson has SVE: {kernels:?}"
+        );
         let dot = std::arch::is_aarch64_feature_detected!("dotprod");
-        assert_eq!(int8.iter().any(|k| k.ends_with("_dot")), dot, "dot-product CPU: {dot}, kernels {kernels:?}");
+        assert_eq!(
+            int8.iter().any(|k| k.ends_with("_dot")),
+            dot,
+            "dot-product CPU: {dot}, kernels {kernels:?}"
+        );
     }
     #[cfg(target_arch = "x86_64")]
-    assert!(int8.iter().all(|k| !k.starts_with("generic")), "{kernels:?}");
+    assert!(
+        int8.iter().all(|k| !k.starts_with("generic")),
+        "{kernels:?}"
+    );
 }
 
 fn int8_logits(engine: &Engine) -> Vec<(String, Vec<usize>, Vec<f32>)> {
@@ -61,8 +82,14 @@ fn int8_logits(engine: &Engine) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     for wav_name in REFERENCE_WAVS {
         let samples = wav::read_mono(&audio(&format!("{wav_name}.wav")), MODEL_RATE_HZ).unwrap();
         for lang in LANGS {
-            let logits = engine.logits(&engine.language(lang).unwrap(), &samples).unwrap();
-            out.push((format!("{wav_name}.{lang}"), vec![logits.frames, logits.vocab], logits.values));
+            let logits = engine
+                .logits(&engine.language(lang).unwrap(), &samples)
+                .unwrap();
+            out.push((
+                format!("{wav_name}.{lang}"),
+                vec![logits.frames, logits.vocab],
+                logits.values,
+            ));
         }
     }
     out
@@ -75,13 +102,26 @@ fn int8_logits_match_x86_64_within_tolerance() {
     let engine = int8_engine(2); // multithreaded: exercises the thread pool under emulation too
     let got = int8_logits(&engine);
     let path = fixtures().join(X86_REFERENCE);
-    if cfg!(target_arch = "x86_64") && std::env::var_os("EDGESCRIBE_WRITE_X86_REFERENCE").is_some() {
-        let raw: Vec<(String, Vec<usize>, Vec<u8>)> =
-            got.iter().map(|(n, s, v)| (n.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
+    if cfg!(target_arch = "x86_64") && std::env::var_os("EDGESCRIBE_WRITE_X86_REFERENCE").is_some()
+    {
+        let raw: Vec<(String, Vec<usize>, Vec<u8>)> = got
+            .iter()
+            .map(|(n, s, v)| {
+                (
+                    n.clone(),
+                    s.clone(),
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                )
+            })
+            .collect();
         let views: Vec<(String, safetensors::tensor::TensorView)> = raw
             .iter()
             .map(|(n, s, b)| {
-                (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())
+                (
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                        .unwrap(),
+                )
             })
             .collect();
         std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
@@ -92,26 +132,48 @@ fn int8_logits_match_x86_64_within_tolerance() {
     for (name, shape, values) in &got {
         let r = reference.tensor(name).unwrap();
         assert_eq!(r.shape(), shape.as_slice(), "{name}");
-        let want: Vec<f32> = r.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        worst = values.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(worst, f32::max);
+        let want: Vec<f32> = r
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        worst = values
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(worst, f32::max);
         let (a, b) = (argmax_rows(values, shape[1]), argmax_rows(&want, shape[1]));
         agree += a.iter().zip(&b).filter(|(x, y)| x == y).count();
         frames += a.len();
     }
     eprintln!("int8 vs x86_64: max |Δ| {worst:e}, argmax agreement {agree}/{frames}");
-    assert!(worst <= INT8_TOLERANCE, "max |Δ| {worst} > {INT8_TOLERANCE}");
-    assert!(agree as f64 >= 0.99 * frames as f64, "argmax agreement {agree}/{frames}");
+    assert!(
+        worst <= INT8_TOLERANCE,
+        "max |Δ| {worst} > {INT8_TOLERANCE}"
+    );
+    assert!(
+        agree as f64 >= 0.99 * frames as f64,
+        "argmax agreement {agree}/{frames}"
+    );
 }
 
 #[test]
 fn one_engine_serves_several_threads() {
     let engine = Arc::new(int8_engine(1));
     let samples = Arc::new(wav::read_mono(&audio("spa_musica.wav"), MODEL_RATE_HZ).unwrap());
-    let single = engine.transcribe(&engine.language("spa").unwrap(), &samples).unwrap().text;
+    let single = engine
+        .transcribe(&engine.language("spa").unwrap(), &samples)
+        .unwrap()
+        .text;
     let handles: Vec<_> = (0..3)
         .map(|_| {
             let (engine, samples) = (engine.clone(), samples.clone());
-            std::thread::spawn(move || engine.transcribe(&engine.language("spa").unwrap(), &samples).unwrap().text)
+            std::thread::spawn(move || {
+                engine
+                    .transcribe(&engine.language("spa").unwrap(), &samples)
+                    .unwrap()
+                    .text
+            })
         })
         .collect();
     for h in handles {

@@ -178,4 +178,3 @@ fn every_common_wav_format_is_converted_to_the_same_16k_mono_signal() {
         assert!(corr > min, "{name}: correlation {corr:.4}");
     }
 }
-
