@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod devices;
+mod listen;
 mod pull_adapters;
 mod transcribe;
 mod vad;
@@ -32,6 +33,8 @@ enum Command {
     Bench(bench::Args),
     /// List ALSA capture devices with the formats, rates and channel counts each offers.
     Devices(devices::Args),
+    /// Capture and cut utterances (no recognition): one JSON line per utterance, to check a microphone.
+    Listen(listen::Args),
     /// Find the utterances in a WAV file (JSON lines), to tune the voice-activity detector.
     Vad(vad::Args),
 }
@@ -43,6 +46,7 @@ impl Cli {
             Command::PullAdapters(args) => pull_adapters::run(args),
             Command::Bench(args) => bench::run(args),
             Command::Devices(args) => devices::run(args),
+            Command::Listen(args) => listen::run(args),
             Command::Vad(args) => vad::run(args),
         }
     }

@@ -6,4 +6,5 @@
 pub mod asr;
 pub mod audio;
 pub mod cli;
+pub mod pipeline;
 pub mod vad;

@@ -1,0 +1,140 @@
+//! Microphone → VAD: the capture thread feeds the ring, the `vad` thread cuts utterances out of it and
+//! queues them for the recogniser (drop-oldest, counted).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::audio::ring::{ring, Read, RingStats};
+use crate::audio::source::{AudioError, AudioSource, Capture, SourceStats};
+use crate::audio::MODEL_RATE_HZ;
+use crate::vad::{EndReason, Segmenter, VadConfig, VadConfigError, VadEvent};
+
+use super::queue::DropOldest;
+
+/// Seconds of audio the ring from capture to VAD holds: the VAD thread may stall this long (a slow
+/// SD card write of a log line, a burst of other work) before audio is dropped.
+const RING_SECONDS: usize = 2;
+
+/// An utterance cut by the VAD, positions in 16 kHz samples since the start of capture.
+#[derive(Debug, Clone)]
+pub struct Utterance {
+    pub start_sample: u64,
+    pub samples: Vec<f32>,
+    pub end: EndReason,
+}
+
+pub struct Listener {
+    capture: Option<Capture>,
+    vad_thread: Option<JoinHandle<()>>,
+    utterances: DropOldest<Utterance>,
+    ring_stats: Arc<RingStats>,
+}
+
+impl Listener {
+    /// Starts capture and the VAD. Utterances wait in a queue of `queue_len` (oldest dropped when full).
+    pub fn start(
+        source: Box<dyn AudioSource>,
+        vad: &VadConfig,
+        queue_len: usize,
+    ) -> Result<Listener, ListenError> {
+        let mut segmenter = Segmenter::new(vad, MODEL_RATE_HZ).map_err(ListenError::Vad)?;
+        let (writer, mut reader) = ring(RING_SECONDS * MODEL_RATE_HZ as usize);
+        let ring_stats = writer.stats().clone();
+        let utterances = DropOldest::new(queue_len);
+        let queue = utterances.clone();
+        // The VAD thread first, so it is reading (and registered for wake-ups) before audio flows.
+        let vad_thread = std::thread::Builder::new()
+            .name("vad".into())
+            .spawn(move || {
+                let mut block = Vec::with_capacity(MODEL_RATE_HZ as usize);
+                let mut events = Vec::new();
+                loop {
+                    block.clear();
+                    let read = reader.read(&mut block, Duration::from_millis(500));
+                    if read == Read::Closed {
+                        segmenter.finish(&mut events);
+                    } else {
+                        segmenter.push(&block, &mut events);
+                    }
+                    for event in events.drain(..) {
+                        match event {
+                            VadEvent::SpeechStart { start_sample } => log::debug!("vad: speech at sample {start_sample}"),
+                            VadEvent::Utterance { start_sample, samples, end } => {
+                                if queue.push(Utterance { start_sample, samples, end }).is_some() {
+                                    log::warn!("vad: recogniser behind, dropped the oldest queued utterance");
+                                }
+                            }
+                        }
+                    }
+                    if read == Read::Closed {
+                        queue.close();
+                        return;
+                    }
+                }
+            })
+            .map_err(ListenError::Thread)?;
+        let capture = Capture::spawn(source, writer).map_err(ListenError::Thread)?;
+        Ok(Listener {
+            capture: Some(capture),
+            vad_thread: Some(vad_thread),
+            utterances,
+            ring_stats,
+        })
+    }
+
+    /// The queue of finished utterances; `pop` returns `None` once the source ended and all were taken.
+    pub fn utterances(&self) -> &DropOldest<Utterance> {
+        &self.utterances
+    }
+
+    pub fn source_stats(&self) -> Option<&Arc<SourceStats>> {
+        self.capture.as_ref().map(|c| c.stats())
+    }
+
+    /// Samples dropped between capture and VAD because the VAD thread was behind.
+    pub fn dropped_samples(&self) -> u64 {
+        self.ring_stats.dropped_samples.load(Ordering::Relaxed)
+    }
+
+    /// Both threads still running (the health the watchdog reports).
+    pub fn is_healthy(&self) -> bool {
+        self.capture.as_ref().is_some_and(|c| c.is_running())
+            && self.vad_thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops capture; the VAD finishes the utterance in progress and queues it. Returns the capture's
+    /// own result (an error if the source failed for good).
+    pub fn stop(&mut self) -> Result<(), AudioError> {
+        let result = self.capture.take().map(|c| c.stop()).unwrap_or(Ok(()));
+        if let Some(t) = self.vad_thread.take() {
+            let _ = t.join();
+        }
+        result
+    }
+
+    /// Waits until the source ends by itself (a file), then lets the VAD flush.
+    pub fn wait(&mut self) -> Result<(), AudioError> {
+        let result = self.capture.as_mut().map(|c| c.join()).unwrap_or(Ok(()));
+        self.capture = None;
+        if let Some(t) = self.vad_thread.take() {
+            let _ = t.join();
+        }
+        result
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error(transparent)]
+    Vad(VadConfigError),
+    #[error("cannot start a pipeline thread: {0}")]
+    Thread(std::io::Error),
+}

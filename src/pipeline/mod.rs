@@ -1,0 +1,4 @@
+//! Wiring the stages together: microphone → VAD (→ recogniser → MQTT, with the daemon).
+
+pub mod listen;
+pub mod queue;
