@@ -14,10 +14,11 @@ use edgescribe::audio::{wav, MODEL_RATE_HZ};
 
 const X86_REFERENCE: &str = "reference/tract_x86_64_int8.safetensors";
 
-/// Largest |Δ| allowed between this machine's int8 logits and x86_64's. Dynamic quantisation rounds
-/// each activation to 8 bits; a float that lands on the other side of a rounding boundary on another
-/// CPU moves a logit by about one quantisation step of the values feeding it.
-const INT8_TOLERANCE: f32 = 0.05;
+/// Largest |Δ| allowed between this machine's int8 logits and x86_64's. The int8 products are exact
+/// integers on every CPU; what differs is the order of the f32 sums around them (normalisation, attention,
+/// dequantisation). Measured on emulated Cortex-A72 and A76: 5e-5. The margin covers an activation that
+/// lands on the other side of a quantisation rounding boundary.
+const INT8_TOLERANCE: f32 = 1e-3;
 
 /// Under a wrongly configured emulator (two arm64 C libraries mixed) `pthread_create` never returns:
 /// this test then fails on its deadline instead of hanging the suite.
