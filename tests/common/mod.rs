@@ -81,3 +81,7 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+pub mod mosquitto;
+pub mod mqtt_node;
+pub mod subscriber;
