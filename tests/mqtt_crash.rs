@@ -45,7 +45,10 @@ fn sigkill_shows_offline() {
     let sub = Subscriber::connect(
         broker.port,
         "crash-sub",
-        &["edgescribe/crash-pi/status", "edgescribe/crash-pi/transcript"],
+        &[
+            "edgescribe/crash-pi/status",
+            "edgescribe/crash-pi/transcript",
+        ],
     );
     let mut child = Command::new(std::env::current_exe().unwrap())
         .env(CHILD_ENV, broker.url())
@@ -72,6 +75,8 @@ fn sigkill_shows_offline() {
     );
     // Retained, so a subscriber arriving later sees it too.
     let late = Subscriber::connect(broker.port, "crash-late", &["edgescribe/crash-pi/status"]);
-    let m = late.wait_for(node::WAIT, |m| m.retain).expect("retained status");
+    let m = late
+        .wait_for(node::WAIT, |m| m.retain)
+        .expect("retained status");
     assert_eq!(m.text(), "offline");
 }

@@ -21,7 +21,16 @@ fn subscriber_receives_documented_json() {
     let (node, _cmds) = Mqtt::start(&node::config(&broker.url(), "json-pi"), node::info()).unwrap();
 
     let mut sub = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1", "-V", "mqttv311"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-q",
+            "1",
+            "-V",
+            "mqttv311",
+        ])
         .args(["-t", "edgescribe/json-pi/#", "-F", "%r %t %p"])
         .stdout(Stdio::piped())
         .spawn()
@@ -40,7 +49,10 @@ fn subscriber_receives_documented_json() {
         }
     };
     // The retained status is the readiness signal: mosquitto_sub is subscribed.
-    assert_eq!(next(&|l| l.contains("/status ")), "1 edgescribe/json-pi/status online");
+    assert_eq!(
+        next(&|l| l.contains("/status ")),
+        "1 edgescribe/json-pi/status online"
+    );
 
     let started = SystemTime::UNIX_EPOCH + Duration::from_millis(1_714_564_800_250);
     let seq = node.publish_transcript(&node::transcript(1), started, 87);
@@ -82,35 +94,47 @@ fn subscriber_receives_documented_json() {
     assert_eq!(status.text(), "offline");
 }
 
-/// Transcripts produced every 40 ms while the broker is stopped for 3 s and restarted: every one
-/// arrives, first occurrences in order.
+/// Transcripts produced every 40 ms (and a burst of 50 just before the stop, so some are in
+/// flight) while the broker is stopped for 3 s and restarted: every one arrives, first
+/// occurrences in order.
 #[test]
 fn broker_restart_loses_nothing() {
     let mut broker = Mosquitto::start(&common::scratch("mqtt-restart"), BrokerOptions::default());
-    let sub = Subscriber::connect(broker.port, "restart-sub", &["edgescribe/restart-pi/transcript"]);
+    let sub = Subscriber::connect(
+        broker.port,
+        "restart-sub",
+        &["edgescribe/restart-pi/transcript"],
+    );
     let (node, _cmds) =
         Mqtt::start(&node::config(&broker.url(), "restart-pi"), node::info()).unwrap();
     let now = SystemTime::now();
     let mut n = 0;
-    let mut produce = |count: u64| {
+    let mut produce = |count: u64, pause: Duration| {
         for _ in 0..count {
             n += 1;
             assert_eq!(node.publish_transcript(&node::transcript(n), now, 5), n);
-            std::thread::sleep(Duration::from_millis(40));
+            std::thread::sleep(pause);
         }
     };
-    produce(20);
+    let cadence = Duration::from_millis(40);
+    produce(20, cadence);
+    // A burst right before the broker goes, so that some are on the wire, unacknowledged.
+    produce(50, Duration::ZERO);
     broker.stop();
     let undelivered_at_stop = node.undelivered();
     let down = Instant::now();
-    produce(75); // ~3 s of speech while the broker is down
+    produce(75, cadence); // ~3 s of speech while the broker is down
     let undelivered_while_down = node.undelivered();
     assert!(!node.connection().connected);
     broker.restart();
     let outage = down.elapsed();
-    produce(20);
+    produce(20, cadence);
     let total = n;
-    assert!(node.wait_delivered(WAIT), "{} undelivered", node.undelivered());
+    assert!(
+        node.wait_delivered(WAIT),
+        "{} undelivered",
+        node.undelivered()
+    );
 
     let mut seqs = Vec::new();
     let deadline = Instant::now() + WAIT;
@@ -122,7 +146,11 @@ fn broker_restart_loses_nothing() {
             seqs.push(t.seq);
         }
     }
-    seqs.extend(sub.drain(Duration::from_millis(500)).iter().map(|m| node::parse(&m.payload).seq));
+    seqs.extend(
+        sub.drain(Duration::from_millis(500))
+            .iter()
+            .map(|m| node::parse(&m.payload).seq),
+    );
     let dups = assert_complete_in_order(&seqs, total);
     let status = node.connection();
     eprintln!(
@@ -134,7 +162,10 @@ fn broker_restart_loses_nothing() {
         status.attempts,
         status.connections
     );
-    assert!(undelivered_while_down >= 70, "outbox held the outage's transcripts");
+    assert!(
+        undelivered_while_down >= 70,
+        "outbox held the outage's transcripts"
+    );
     assert_eq!(node.counters().reconnects, 1);
     assert_eq!(node.counters().outbox_dropped, 0);
 }
@@ -159,7 +190,11 @@ fn broker_down_at_startup() {
     assert!(!before.connected);
     assert!(before.attempts >= 2, "{before:?}");
     assert!(
-        before.last_error.as_deref().unwrap_or("").contains("refused"),
+        before
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("refused"),
         "{before:?}"
     );
     broker.restart();
@@ -181,7 +216,11 @@ fn broker_down_at_startup() {
 fn spool_survives_node_restart_during_outage() {
     let dir = common::scratch("mqtt-spool");
     let mut broker = Mosquitto::start(&dir.join("broker"), BrokerOptions::default());
-    let sub = Subscriber::connect(broker.port, "spool-sub", &["edgescribe/spool-pi/transcript"]);
+    let sub = Subscriber::connect(
+        broker.port,
+        "spool-sub",
+        &["edgescribe/spool-pi/transcript"],
+    );
     broker.stop();
     let mut config = node::config(&broker.url(), "spool-pi");
     config.spool_dir = Some(dir.join("spool"));
@@ -191,7 +230,10 @@ fn spool_survives_node_restart_during_outage() {
         first.publish_transcript(&node::transcript(i), SystemTime::now(), 1);
     }
     let first_boot = first.boot_id().to_string();
-    assert!(!first.shutdown(Duration::from_millis(200)), "nothing can be delivered");
+    assert!(
+        !first.shutdown(Duration::from_millis(200)),
+        "nothing can be delivered"
+    );
     drop(first);
     let files = std::fs::read_dir(dir.join("spool")).unwrap().count();
     assert_eq!(files, 5, "one spool file per undelivered transcript");
@@ -221,5 +263,9 @@ fn spool_survives_node_restart_during_outage() {
         .chain((1..=3).map(|s| (second_boot.clone(), s)))
         .collect();
     assert_eq!(firsts, expected);
-    assert_eq!(std::fs::read_dir(dir.join("spool")).unwrap().count(), 0, "spool emptied");
+    assert_eq!(
+        std::fs::read_dir(dir.join("spool")).unwrap().count(),
+        0,
+        "spool emptied"
+    );
 }

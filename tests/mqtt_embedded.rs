@@ -13,7 +13,11 @@ use edgescribe::mqtt::{Mqtt, MqttConfig, MqttError};
 
 #[test]
 fn embedded_broker_serves_subscribers() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let config = MqttConfig {
         broker: None,
         embedded_listen: format!("127.0.0.1:{port}").parse().unwrap(),
@@ -27,10 +31,19 @@ fn embedded_broker_serves_subscribers() {
     let (node, _cmds) = Mqtt::start(&config, node::info()).unwrap();
     let deadline = std::time::Instant::now() + WAIT;
     while !node.connection().connected {
-        assert!(std::time::Instant::now() < deadline, "{:?}", node.connection());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            node.connection()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let sub = Subscriber::connect(port, "embedded-sub", &["edgescribe/embedded-pi/#"]);
+    // rumqttd keeps retained messages: the node's `online` arrives on subscription.
+    let status = sub
+        .wait_for(WAIT, |m| m.topic.ends_with("/status"))
+        .expect("retained status from the embedded broker");
+    assert_eq!((status.text().as_str(), status.retain), ("online", true));
     for i in 1..=20 {
         node.publish_transcript(&node::transcript(i), SystemTime::now(), 1);
     }
@@ -44,7 +57,9 @@ fn embedded_broker_serves_subscribers() {
     // A second node cannot run its own broker on the same address: a clear start-up error.
     let again = Mqtt::start(&config, node::info());
     match again {
-        Err(MqttError::EmbeddedBroker { addr, .. }) => assert_eq!(addr, format!("127.0.0.1:{port}")),
+        Err(MqttError::EmbeddedBroker { addr, .. }) => {
+            assert_eq!(addr, format!("127.0.0.1:{port}"))
+        }
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("second embedded broker on the same port started"),
     }

@@ -36,8 +36,14 @@ fn payload_strategy() -> impl Strategy<Value = Vec<u8>> {
             }
             serde_json::Value::Object(o).to_string().into_bytes()
         }),
-        prop_oneof![Just("eng"), Just("fra"), Just("on"), Just("OFF"), Just(" 1 ")]
-            .prop_map(|s| s.as_bytes().to_vec()),
+        prop_oneof![
+            Just("eng"),
+            Just("fra"),
+            Just("on"),
+            Just("OFF"),
+            Just(" 1 ")
+        ]
+        .prop_map(|s| s.as_bytes().to_vec()),
     ]
 }
 
@@ -98,5 +104,8 @@ fn command_parser_never_panics_and_only_accepts_valid_commands() {
         accepted.get()
     );
     assert!(tried.get() >= CASES);
-    assert!(accepted.get() > 0, "the strategies never produced a valid command");
+    assert!(
+        accepted.get() > 0,
+        "the strategies never produced a valid command"
+    );
 }

@@ -60,14 +60,20 @@ fn common_keys() -> BTreeMap<&'static str, Kind> {
     ])
 }
 
+/// Keys of a schema and the kind of value each takes.
+type Keys = Vec<(&'static str, Kind)>;
+
 /// (required, optional) keys per component.
-fn component_keys(component: &str) -> (Vec<(&'static str, Kind)>, Vec<(&'static str, Kind)>) {
+fn component_keys(component: &str) -> (Keys, Keys) {
     use Kind::*;
     match component {
         // event.py: MQTT_RO_SCHEMA + event_types (required), device_class.
         "event" => (
             vec![("state_topic", SubTopic), ("event_types", StrList)],
-            vec![("value_template", Template), ("device_class", EventDeviceClass)],
+            vec![
+                ("value_template", Template),
+                ("device_class", EventDeviceClass),
+            ],
         ),
         // select.py: MQTT_RW_SCHEMA + options (required), command/value templates.
         "select" => (
@@ -133,13 +139,17 @@ fn check_kind(key: &str, v: &Value, kind: Kind) -> Result<(), String> {
         Qos => v.as_u64().is_some_and(|q| q <= 2),
         PubTopic => return check_topic(v, false),
         SubTopic => return check_topic(v, true),
-        Template => v.as_str().is_some_and(|t| t.contains("{{") && t.contains("}}")),
+        Template => v
+            .as_str()
+            .is_some_and(|t| t.contains("{{") && t.contains("}}")),
         // cv.icon: "prefix:name".
         Icon => v.as_str().is_some_and(|i| {
             i.split_once(':').is_some_and(|(p, n)| {
                 !p.is_empty()
                     && !n.is_empty()
-                    && (p.to_owned() + n).chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    && (p.to_owned() + n)
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             })
         }),
         StrList => v
@@ -165,22 +175,31 @@ fn check_discovery(m: &Message, status_topic: &str) -> String {
     // <discovery_prefix>/<component>/<node_id>/<object_id>/config, ids [a-zA-Z0-9_-]+.
     let parts: Vec<&str> = m.topic.split('/').collect();
     assert_eq!(parts.len(), 5, "{}", m.topic);
-    assert_eq!((parts[0], parts[4]), ("homeassistant", "config"), "{}", m.topic);
+    assert_eq!(
+        (parts[0], parts[4]),
+        ("homeassistant", "config"),
+        "{}",
+        m.topic
+    );
     for id in [parts[2], parts[3]] {
         assert!(
-            !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
             "{}",
             m.topic
         );
     }
-    assert!(m.retain, "discovery config {} must be retained", m.topic);
     let component = parts[1].to_string();
     let v = m.json();
     let obj = v.as_object().expect("config is a JSON object");
     let common = common_keys();
     let (required, optional) = component_keys(&component);
     for (key, kind) in &required {
-        let value = obj.get(*key).unwrap_or_else(|| panic!("{}: required {key} missing", m.topic));
+        let value = obj
+            .get(*key)
+            .unwrap_or_else(|| panic!("{}: required {key} missing", m.topic));
         check_kind(key, value, *kind).unwrap_or_else(|e| panic!("{}: {e}", m.topic));
     }
     for (key, value) in obj {
@@ -188,7 +207,13 @@ fn check_discovery(m: &Message, status_topic: &str) -> String {
         let kind = common
             .get(key.as_str())
             .copied()
-            .or_else(|| required.iter().chain(&optional).find(|(k, _)| k == key).map(|(_, k)| *k))
+            .or_else(|| {
+                required
+                    .iter()
+                    .chain(&optional)
+                    .find(|(k, _)| k == key)
+                    .map(|(_, k)| *k)
+            })
             .unwrap_or_else(|| panic!("{}: key {key} is not in HA's {component} schema", m.topic));
         check_kind(key, value, kind).unwrap_or_else(|e| panic!("{}: {e}", m.topic));
     }
@@ -196,21 +221,35 @@ fn check_discovery(m: &Message, status_topic: &str) -> String {
     assert_eq!(obj["availability_topic"], status_topic);
     assert_eq!(obj["payload_available"], "online");
     assert_eq!(obj["payload_not_available"], "offline");
-    assert!(obj["unique_id"].as_str().unwrap().starts_with("edgescribe_"));
+    assert!(obj["unique_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("edgescribe_"));
     // MQTT_ENTITY_DEVICE_INFO_SCHEMA: known keys, at least one identifier.
     let device = obj["device"].as_object().unwrap();
     for (k, dv) in device {
         assert!(
             [
-                "identifiers", "connections", "manufacturer", "model", "model_id", "name",
-                "hw_version", "serial_number", "sw_version", "via_device", "suggested_area",
+                "identifiers",
+                "connections",
+                "manufacturer",
+                "model",
+                "model_id",
+                "name",
+                "hw_version",
+                "serial_number",
+                "sw_version",
+                "via_device",
+                "suggested_area",
                 "configuration_url"
             ]
             .contains(&k.as_str()),
             "device key {k}"
         );
         if k == "identifiers" {
-            assert!(dv.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string)));
+            assert!(dv
+                .as_array()
+                .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string)));
         } else {
             assert!(dv.is_string(), "device.{k} must be a string");
         }
@@ -219,7 +258,9 @@ fn check_discovery(m: &Message, status_topic: &str) -> String {
     // MQTT_ORIGIN_INFO_SCHEMA: name required.
     let origin = obj["origin"].as_object().unwrap();
     assert!(origin["name"].is_string());
-    assert!(origin.keys().all(|k| ["name", "sw_version", "support_url"].contains(&k.as_str())));
+    assert!(origin
+        .keys()
+        .all(|k| ["name", "sw_version", "support_url"].contains(&k.as_str())));
     component
 }
 
@@ -240,7 +281,9 @@ fn render(template: &str, payload: &[u8]) -> String {
             .strip_prefix("value_json.")
             .unwrap_or_else(|| panic!("unsupported expression {path}"));
         for key in rest.split('.') {
-            v = v.get(key).unwrap_or_else(|| panic!("{path}: no key {key} in {value_json}"));
+            v = v
+                .get(key)
+                .unwrap_or_else(|| panic!("{path}: no key {key} in {value_json}"));
         }
         v.clone()
     };
@@ -253,7 +296,11 @@ fn render(template: &str, payload: &[u8]) -> String {
         let (cond, other) = rest.split_once(" else ").expect("conditional without else");
         let literal = |s: &str| s.trim().trim_matches('\'').to_string();
         let truthy = !matches!(lookup(cond.trim()), Value::Bool(false) | Value::Null);
-        return if truthy { literal(then) } else { literal(other) };
+        return if truthy {
+            literal(then)
+        } else {
+            literal(other)
+        };
     }
     show(lookup(expr))
 }
@@ -264,7 +311,11 @@ fn discovery_matches_home_assistant_schema_and_templates_render() {
     let mut config = node::config(&broker.url(), "ha.pi");
     config.ha_discovery = true;
     let (node, _cmds) = Mqtt::start(&config, node::info()).unwrap();
-    let sub = Subscriber::connect(broker.port, "ha-sub", &["homeassistant/+/+/+/config", "edgescribe/ha.pi/#"]);
+    let sub = Subscriber::connect(
+        broker.port,
+        "ha-sub",
+        &["homeassistant/+/+/+/config", "edgescribe/ha.pi/#"],
+    );
 
     let mut configs: BTreeMap<String, Message> = BTreeMap::new();
     let mut state = None;
@@ -273,7 +324,6 @@ fn discovery_matches_home_assistant_schema_and_templates_render() {
         if m.topic.starts_with("homeassistant/") {
             configs.insert(m.topic.clone(), m);
         } else if m.topic == "edgescribe/ha.pi/state" {
-            assert!(m.retain, "state is retained");
             state = Some(m);
         }
     }
@@ -282,10 +332,19 @@ fn discovery_matches_home_assistant_schema_and_templates_render() {
         .map(|m| check_discovery(m, "edgescribe/ha.pi/status"))
         .collect();
     components.sort();
-    assert_eq!(components, ["event", "select", "sensor", "sensor", "sensor", "switch"]);
+    assert_eq!(
+        components,
+        ["event", "select", "sensor", "sensor", "sensor", "switch"]
+    );
     let all: Vec<Value> = configs.values().map(Message::json).collect();
-    assert!(all.iter().all(|c| c["device"] == all[0]["device"]), "one device block");
-    let mut ids: Vec<&str> = all.iter().map(|c| c["unique_id"].as_str().unwrap()).collect();
+    assert!(
+        all.iter().all(|c| c["device"] == all[0]["device"]),
+        "one device block"
+    );
+    let mut ids: Vec<&str> = all
+        .iter()
+        .map(|c| c["unique_id"].as_str().unwrap())
+        .collect();
     ids.dedup();
     assert_eq!(ids.len(), 6);
 
@@ -294,10 +353,15 @@ fn discovery_matches_home_assistant_schema_and_templates_render() {
     let event = by("homeassistant/event/ha_pi/transcript/config");
     assert_eq!(event["state_topic"], "edgescribe/ha.pi/transcript");
     node.publish_transcript(&node::transcript(1), SystemTime::now(), 3);
-    let t = sub.wait_for(WAIT, |m| m.topic.ends_with("/transcript")).unwrap();
+    let t = sub
+        .wait_for(WAIT, |m| m.topic.ends_with("/transcript"))
+        .unwrap();
     assert!(!t.retain, "HA ignores retained events");
     let event_type = t.json()["event_type"].clone();
-    assert!(event["event_types"].as_array().unwrap().contains(&event_type));
+    assert!(event["event_types"]
+        .as_array()
+        .unwrap()
+        .contains(&event_type));
 
     // Select: renders the active language, one of the options; commands go to set/language.
     let select = by("homeassistant/select/ha_pi/language/config");
@@ -310,7 +374,10 @@ fn discovery_matches_home_assistant_schema_and_templates_render() {
     // Switch: renders state_on / state_off for listening true / false.
     let switch = by("homeassistant/switch/ha_pi/listening/config");
     let tpl = switch["value_template"].as_str().unwrap();
-    assert_eq!(render(tpl, &state.payload), switch["state_on"].as_str().unwrap());
+    assert_eq!(
+        render(tpl, &state.payload),
+        switch["state_on"].as_str().unwrap()
+    );
     let muted = br#"{"language":"eng","listening":false,"languages":["eng"],"error":null}"#;
     assert_eq!(render(tpl, muted), switch["state_off"].as_str().unwrap());
 
@@ -322,7 +389,11 @@ fn discovery_matches_home_assistant_schema_and_templates_render() {
         ..Default::default()
     });
     let stats = sub.wait_for(WAIT, |m| m.topic.ends_with("/stats")).unwrap();
-    for (object, expected) in [("utterances", "4"), ("real_time_factor", "0.25"), ("outbox", "0")] {
+    for (object, expected) in [
+        ("utterances", "4"),
+        ("real_time_factor", "0.25"),
+        ("outbox", "0"),
+    ] {
         let c = by(&format!("homeassistant/sensor/ha_pi/{object}/config"));
         assert_eq!(c["state_topic"], "edgescribe/ha.pi/stats");
         let got = render(c["value_template"].as_str().unwrap(), &stats.payload);
@@ -334,7 +405,22 @@ fn discovery_matches_home_assistant_schema_and_templates_render() {
     let again: Vec<Message> = std::iter::from_fn(|| sub.next(Duration::from_secs(2)))
         .filter(|m| m.topic.starts_with("homeassistant/") && m.topic.ends_with("/config"))
         .collect();
-    assert_eq!(again.len(), 6, "re-announced after homeassistant/status online");
+    assert_eq!(
+        again.len(),
+        6,
+        "re-announced after homeassistant/status online"
+    );
+
+    // Retained: a subscriber arriving now gets every config and the state at once, flagged
+    // retained (live deliveries never carry the flag).
+    let late = Subscriber::connect(
+        broker.port,
+        "ha-late",
+        &["homeassistant/+/+/+/config", "edgescribe/ha.pi/state"],
+    );
+    let retained = late.drain(Duration::from_millis(500));
+    assert_eq!(retained.len(), 7, "6 configs + state");
+    assert!(retained.iter().all(|m| m.retain));
 }
 
 #[test]
@@ -351,14 +437,27 @@ fn commands_reach_the_daemon_and_bad_ones_are_reported_on_state() {
     sub.publish("edgescribe/cmd-pi/set/language", b"fra");
     let cmd = cmds.recv_timeout(WAIT).unwrap();
     assert_eq!(cmd, Command::SetLanguage("fra".into()));
-    node.publish_state(DeviceState { language: "fra".into(), listening: true });
-    let s = sub.wait_for(WAIT, |m| m.json()["language"] == "fra").unwrap();
-    assert!(s.retain);
+    node.publish_state(DeviceState {
+        language: "fra".into(),
+        listening: true,
+    });
+    let s = sub
+        .wait_for(WAIT, |m| m.json()["language"] == "fra")
+        .unwrap();
     assert_eq!(s.json()["error"], Value::Null);
+    let late = Subscriber::connect(broker.port, "cmd-late", &["edgescribe/cmd-pi/state"]);
+    let retained = late.wait_for(WAIT, |_| true).unwrap();
+    assert!(
+        retained.retain && retained.json()["language"] == "fra",
+        "state is retained"
+    );
 
     // An unknown language never reaches the daemon; the error names the choices.
     sub.publish("edgescribe/cmd-pi/set/language", b"klingon");
-    let s = sub.wait_for(WAIT, |m| !m.json()["error"].is_null()).unwrap().json();
+    let s = sub
+        .wait_for(WAIT, |m| !m.json()["error"].is_null())
+        .unwrap()
+        .json();
     assert_eq!(s["language"], "fra", "state unchanged");
     assert_eq!(s["error"]["topic"], "edgescribe/cmd-pi/set/language");
     assert_eq!(
@@ -367,18 +466,34 @@ fn commands_reach_the_daemon_and_bad_ones_are_reported_on_state() {
     );
 
     sub.publish("edgescribe/cmd-pi/set/listening", b"off");
-    assert_eq!(cmds.recv_timeout(WAIT).unwrap(), Command::SetListening(false));
+    assert_eq!(
+        cmds.recv_timeout(WAIT).unwrap(),
+        Command::SetListening(false)
+    );
     sub.publish("edgescribe/cmd-pi/set/listening", &[0xc3, 0x28]);
     let s = sub
-        .wait_for(WAIT, |m| m.json()["error"]["message"] == "payload is not UTF-8")
+        .wait_for(WAIT, |m| {
+            m.json()["error"]["message"] == "payload is not UTF-8"
+        })
         .unwrap();
-    assert_eq!(s.json()["error"]["topic"], "edgescribe/cmd-pi/set/listening");
+    assert_eq!(
+        s.json()["error"]["topic"],
+        "edgescribe/cmd-pi/set/listening"
+    );
 
     // The daemon can report a failure of its own.
-    node.report_command_error(&Command::SetLanguage("deu".into()), "adapter for deu missing");
-    sub.wait_for(WAIT, |m| m.json()["error"]["message"] == "adapter for deu missing")
-        .unwrap();
-    assert!(cmds.try_recv().is_err(), "rejected commands never reach the daemon");
+    node.report_command_error(
+        &Command::SetLanguage("deu".into()),
+        "adapter for deu missing",
+    );
+    sub.wait_for(WAIT, |m| {
+        m.json()["error"]["message"] == "adapter for deu missing"
+    })
+    .unwrap();
+    assert!(
+        cmds.try_recv().is_err(),
+        "rejected commands never reach the daemon"
+    );
     assert_eq!(node.counters().commands_rejected, 2);
 }
 
@@ -391,7 +506,17 @@ fn command_flood_and_garbage_never_block_or_disconnect() {
     config.hermes = true;
     config.site_id = "flood".into();
     let (node, cmds) = Mqtt::start(&config, node::info()).unwrap();
-    let sub = Subscriber::connect(broker.port, "flood-sub", &["edgescribe/flood-pi/transcript"]);
+    let sub = Subscriber::connect(
+        broker.port,
+        "flood-sub",
+        &[
+            "edgescribe/flood-pi/transcript",
+            "edgescribe/flood-pi/status",
+        ],
+    );
+    // The node subscribes before it publishes `online`: once that is seen, commands get through.
+    sub.wait_for(WAIT, |m| m.text() == "online")
+        .expect("node online");
     let topics = [
         "edgescribe/flood-pi/set/language",
         "edgescribe/flood-pi/set/listening",
@@ -419,7 +544,8 @@ fn command_flood_and_garbage_never_block_or_disconnect() {
     }
     node.publish_transcript(&node::transcript(1), SystemTime::now(), 1);
     assert!(node.wait_delivered(WAIT));
-    sub.wait_for(WAIT, |_| true).expect("transcript after the flood");
+    sub.wait_for(WAIT, |m| m.topic.ends_with("/transcript"))
+        .expect("transcript after the flood");
     let c = node.counters();
     let status = node.connection();
     eprintln!("flood: 100 valid + {sent} random commands; {c:?}; {status:?}");
@@ -427,7 +553,11 @@ fn command_flood_and_garbage_never_block_or_disconnect() {
     assert!(c.commands_dropped >= 100 - edgescribe::mqtt::COMMAND_QUEUE as u64);
     let queued = cmds.try_iter().count();
     assert!(queued <= edgescribe::mqtt::COMMAND_QUEUE, "{queued}");
-    assert!(c.commands_rejected > 300, "garbage rejected: {}", c.commands_rejected);
+    assert!(
+        c.commands_rejected > 300,
+        "garbage rejected: {}",
+        c.commands_rejected
+    );
 }
 
 #[test]
@@ -438,6 +568,7 @@ fn hermes_text_captured_and_toggles() {
     config.site_id = "kitchen".into();
     let (node, cmds) = Mqtt::start(&config, node::info()).unwrap();
     let sub = Subscriber::connect(broker.port, "hermes-sub", &["hermes/asr/textCaptured"]);
+    // Queued before the node's first connection, sent once it connects.
     node.publish_transcript(&node::transcript(1), SystemTime::now(), 250);
     let m = sub.wait_for(WAIT, |_| true).expect("textCaptured").json();
     assert_eq!(
@@ -445,10 +576,25 @@ fn hermes_text_captured_and_toggles() {
         serde_json::json!({"text": "utterance number 1", "likelihood": 0.75, "seconds": 0.25,
             "siteId": "kitchen", "sessionId": null, "lang": "eng"})
     );
-    sub.publish("hermes/asr/toggleOff", br#"{"siteId":"hall","reason":"ttsSay"}"#);
-    sub.publish("hermes/asr/toggleOff", br#"{"siteId":"kitchen","reason":"ttsSay"}"#);
-    assert_eq!(cmds.recv_timeout(WAIT).unwrap(), Command::SetListening(false));
+    sub.publish(
+        "hermes/asr/toggleOff",
+        br#"{"siteId":"hall","reason":"ttsSay"}"#,
+    );
+    sub.publish(
+        "hermes/asr/toggleOff",
+        br#"{"siteId":"kitchen","reason":"ttsSay"}"#,
+    );
+    assert_eq!(
+        cmds.recv_timeout(WAIT).unwrap(),
+        Command::SetListening(false)
+    );
     sub.publish("hermes/asr/toggleOn", br#"{"siteId":"kitchen"}"#);
-    assert_eq!(cmds.recv_timeout(WAIT).unwrap(), Command::SetListening(true));
-    assert!(cmds.recv_timeout(Duration::from_millis(300)).is_err(), "other site ignored");
+    assert_eq!(
+        cmds.recv_timeout(WAIT).unwrap(),
+        Command::SetListening(true)
+    );
+    assert!(
+        cmds.recv_timeout(Duration::from_millis(300)).is_err(),
+        "other site ignored"
+    );
 }

@@ -65,7 +65,10 @@ mod tests {
         let delays: Vec<u64> = (0..10).map(|_| b.next_delay().as_millis() as u64).collect();
         for (i, d) in delays.iter().enumerate() {
             let base = (100u64 << i).min(2000);
-            assert!(*d >= base * 3 / 4 && *d <= (base * 5 / 4).min(2000), "attempt {i}: {d} ms");
+            assert!(
+                *d >= base * 3 / 4 && *d <= (base * 5 / 4).min(2000),
+                "attempt {i}: {d} ms"
+            );
         }
         assert!(delays[6..].iter().all(|d| *d >= 1500));
         b.reset();

@@ -187,14 +187,26 @@ mod tests {
             Ok(Incoming::Command(Command::SetLanguage("fra".into())))
         );
         let e = ctx_parse(LANG, b"deu", false).unwrap_err();
-        assert_eq!(e.to_string(), "unknown language \"deu\"; configured: eng, fra");
+        assert_eq!(
+            e.to_string(),
+            "unknown language \"deu\"; configured: eng, fra"
+        );
         assert_eq!(ctx_parse(LANG, b"  ", false), Err(CommandError::Empty));
-        assert_eq!(ctx_parse(LANG, &[0xff, 0xfe], false), Err(CommandError::NotUtf8));
+        assert_eq!(
+            ctx_parse(LANG, &[0xff, 0xfe], false),
+            Err(CommandError::NotUtf8)
+        );
     }
 
     #[test]
     fn set_listening_spellings() {
-        for (p, on) in [("on", true), ("OFF", false), ("ON", true), ("true", true), ("0", false)] {
+        for (p, on) in [
+            ("on", true),
+            ("OFF", false),
+            ("ON", true),
+            ("true", true),
+            ("0", false),
+        ] {
             assert_eq!(
                 ctx_parse(LISTEN, p.as_bytes(), false),
                 Ok(Incoming::Command(Command::SetListening(on))),
@@ -212,9 +224,14 @@ mod tests {
         let long = vec![b'a'; 5000];
         assert_eq!(
             ctx_parse(LANG, &long, false),
-            Err(CommandError::TooLong { len: 5000, max: MAX_COMMAND_BYTES })
+            Err(CommandError::TooLong {
+                len: 5000,
+                max: MAX_COMMAND_BYTES
+            })
         );
-        let e = ctx_parse(LANG, &[b'x'; 500], false).unwrap_err().to_string();
+        let e = ctx_parse(LANG, &[b'x'; 500], false)
+            .unwrap_err()
+            .to_string();
         assert!(e.len() < 120, "{e}");
     }
 
@@ -230,11 +247,20 @@ mod tests {
             ctx_parse(off, br#"{"siteId":"kitchen","reason":"ttsSay"}"#, true),
             Ok(Incoming::Command(Command::SetListening(false)))
         );
-        assert_eq!(ctx_parse(on, br#"{"siteId":"hall"}"#, true), Ok(Incoming::Ignored));
+        assert_eq!(
+            ctx_parse(on, br#"{"siteId":"hall"}"#, true),
+            Ok(Incoming::Ignored)
+        );
         // No siteId means Hermes' "default", which is not ours.
         assert_eq!(ctx_parse(on, b"{}", true), Ok(Incoming::Ignored));
-        assert!(matches!(ctx_parse(on, b"[1,2", true), Err(CommandError::BadJson(_))));
-        assert!(matches!(ctx_parse(on, br#"{"siteId":3}"#, true), Err(CommandError::BadJson(_))));
+        assert!(matches!(
+            ctx_parse(on, b"[1,2", true),
+            Err(CommandError::BadJson(_))
+        ));
+        assert!(matches!(
+            ctx_parse(on, br#"{"siteId":3}"#, true),
+            Err(CommandError::BadJson(_))
+        ));
     }
 
     #[test]
@@ -243,7 +269,13 @@ mod tests {
             ctx_parse("homeassistant/status", b"online", false),
             Ok(Incoming::HomeAssistantOnline)
         );
-        assert_eq!(ctx_parse("homeassistant/status", b"offline", false), Ok(Incoming::Ignored));
-        assert_eq!(ctx_parse("homeassistant/status", &[0xff; 4000], false), Ok(Incoming::Ignored));
+        assert_eq!(
+            ctx_parse("homeassistant/status", b"offline", false),
+            Ok(Incoming::Ignored)
+        );
+        assert_eq!(
+            ctx_parse("homeassistant/status", &[0xff; 4000], false),
+            Ok(Incoming::Ignored)
+        );
     }
 }

@@ -272,12 +272,13 @@ impl MqttConfig {
         }
         if (self.password_file.is_some() || self.password_env.is_some()) && self.username.is_none()
         {
-            return Err(err(
-                "username",
-                "required when a password is configured",
-            ));
+            return Err(err("username", "required when a password is configured"));
         }
-        if broker.is_none() && (self.username.is_some() || self.password_file.is_some() || self.password_env.is_some()) {
+        if broker.is_none()
+            && (self.username.is_some()
+                || self.password_file.is_some()
+                || self.password_env.is_some())
+        {
             return Err(err(
                 "username",
                 "the embedded broker (no `broker` set) takes no credentials",
@@ -306,7 +307,13 @@ impl MqttConfig {
         let host: String = host
             .trim()
             .chars()
-            .map(|c| if matches!(c, '/' | '+' | '#' | '\0') { '_' } else { c })
+            .map(|c| {
+                if matches!(c, '/' | '+' | '#' | '\0') {
+                    '_'
+                } else {
+                    c
+                }
+            })
             .collect();
         let host = host.trim_start_matches('$');
         if host.is_empty() {
@@ -332,12 +339,8 @@ impl MqttConfig {
             return Ok(Some(Secret(pw.to_string())));
         }
         if let Some(var) = &self.password_env {
-            let pw = std::env::var(var).map_err(|e| {
-                err(
-                    "password_env",
-                    format!("environment variable {var}: {e}"),
-                )
-            })?;
+            let pw = std::env::var(var)
+                .map_err(|e| err("password_env", format!("environment variable {var}: {e}")))?;
             return Ok(Some(Secret(pw)));
         }
         Ok(None)
@@ -394,17 +397,31 @@ mod tests {
         let p = |u: &str| parse_broker_url(u);
         assert_eq!(
             p("mqtt://broker.lan").unwrap(),
-            BrokerAddr { host: "broker.lan".into(), port: 1883, tls: false }
+            BrokerAddr {
+                host: "broker.lan".into(),
+                port: 1883,
+                tls: false
+            }
         );
         assert_eq!(p("mqtts://b:1234/").unwrap().port, 1234);
         assert_eq!(p("mqtts://b").unwrap().port, 8883);
         let v6 = p("mqtt://[::1]:1999").unwrap();
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 1999));
         assert_eq!(v6.to_string(), "mqtt://[::1]:1999");
-        for bad in ["tcp://b", "mqtt://", "mqtt://b:0", "mqtt://b:x", "mqtt://u:p@b", "mqtt://b/x", "mqtt://[::1"] {
+        for bad in [
+            "tcp://b",
+            "mqtt://",
+            "mqtt://b:0",
+            "mqtt://b:x",
+            "mqtt://u:p@b",
+            "mqtt://b/x",
+            "mqtt://[::1",
+        ] {
             assert!(p(bad).is_err(), "{bad} accepted");
         }
-        assert!(p("mqtt://u:hunter2@b").unwrap_err().contains("password_file"));
+        assert!(p("mqtt://u:hunter2@b")
+            .unwrap_err()
+            .contains("password_file"));
     }
 
     #[test]
@@ -426,13 +443,22 @@ mod tests {
         check(r#"{"keep_alive_s": 1}"#, "keep_alive_s");
         check(r#"{"max_packet_bytes": 10}"#, "max_packet_bytes");
         check(r#"{"reconnect_min_ms": 0}"#, "reconnect_min_ms");
-        check(r#"{"reconnect_min_ms": 100, "reconnect_max_ms": 50}"#, "reconnect_max_ms");
+        check(
+            r#"{"reconnect_min_ms": 100, "reconnect_max_ms": 50}"#,
+            "reconnect_max_ms",
+        );
         check(r#"{"outbox_capacity": 0}"#, "outbox_capacity");
         check(r#"{"broker": "mqtt://b", "ca_file": "/ca.pem"}"#, "ca_file");
         check(r#"{"broker": "mqtts://b"}"#, "ca_file");
-        check(r#"{"broker": "mqtts://b", "ca_file": "/ca", "cert_file": "/c"}"#, "key_file");
+        check(
+            r#"{"broker": "mqtts://b", "ca_file": "/ca", "cert_file": "/c"}"#,
+            "key_file",
+        );
         check(r#"{"broker": "mqtt://b", "password_env": "P"}"#, "username");
-        check(r#"{"broker": "mqtt://b", "username": "u", "password_env": "P", "password_file": "/p"}"#, "password_env");
+        check(
+            r#"{"broker": "mqtt://b", "username": "u", "password_env": "P", "password_file": "/p"}"#,
+            "password_env",
+        );
         check(r#"{"username": "u"}"#, "username");
         check(r#"{"hermes": true, "site_id": "a/b"}"#, "site_id");
     }

@@ -151,12 +151,20 @@ mod tests {
         };
         let msgs = discovery_messages("homeassistant", "kitchen.pi", &topics, &info);
         assert_eq!(msgs.len(), 6);
-        assert_eq!(msgs[0].topic, "homeassistant/event/kitchen_pi/transcript/config");
-        let mut ids: Vec<&str> = msgs.iter().map(|m| m.payload["unique_id"].as_str().unwrap()).collect();
+        assert_eq!(
+            msgs[0].topic,
+            "homeassistant/event/kitchen_pi/transcript/config"
+        );
+        let mut ids: Vec<&str> = msgs
+            .iter()
+            .map(|m| m.payload["unique_id"].as_str().unwrap())
+            .collect();
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 6);
-        assert!(msgs.iter().all(|m| m.payload["device"] == msgs[0].payload["device"]));
+        assert!(msgs
+            .iter()
+            .all(|m| m.payload["device"] == msgs[0].payload["device"]));
         assert_eq!(msgs[1].payload["options"], json!(["eng", "fra"]));
     }
 }

@@ -16,14 +16,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing,
-    QoS, TlsConfiguration, Transport,
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS,
+    TlsConfiguration, Transport,
 };
 
 use super::backoff::Backoff;
 use super::command::{parse_incoming, Incoming as Parsed, ParseContext};
 use super::discovery::discovery_messages;
-use super::handle::Shared;
+use super::handle::{Shared, HERMES_MAX_AGE};
 use super::{broker, tls, DeviceInfo, MqttConfig, MqttError};
 
 /// Transcripts handed to rumqttc at once; the rest wait in the outbox. Below rumqttc's
@@ -111,7 +111,9 @@ pub fn spawn(
     let seed = shared
         .boot_id
         .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
     let ctx = Ctx {
         config: config.clone(),
         info,
@@ -123,7 +125,11 @@ pub fn spawn(
         .name("mqtt-eventloop".into())
         .spawn(move || {
             let mut l = Loop {
-                backoff: Backoff::new(ctx.config.reconnect_min_ms, ctx.config.reconnect_max_ms, seed),
+                backoff: Backoff::new(
+                    ctx.config.reconnect_min_ms,
+                    ctx.config.reconnect_max_ms,
+                    seed,
+                ),
                 ctx,
                 client,
                 eventloop,
@@ -252,17 +258,16 @@ impl Loop {
                 }
             }
             Event::Incoming(Incoming::Publish(p)) => self.on_message(&p.topic, &p.payload),
-            Event::Incoming(Incoming::SubAck(ack)) => {
+            Event::Incoming(Incoming::SubAck(ack))
                 if ack
                     .return_codes
                     .iter()
-                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-                {
-                    log::warn!(
-                        "MQTT broker {} refused a subscription: commands may not arrive (check its ACL)",
-                        self.ctx.broker
-                    );
-                }
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) =>
+            {
+                log::warn!(
+                    "MQTT broker {} refused a subscription: commands may not arrive (check its ACL)",
+                    self.ctx.broker
+                );
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => self
                 .shared
@@ -282,7 +287,10 @@ impl Loop {
             c.connections += 1;
             c.last_error = None;
             if c.connections > 1 {
-                self.shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .reconnects
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
         log::info!("MQTT: connected to {}", self.ctx.broker);
@@ -309,8 +317,6 @@ impl Loop {
         // Retained messages may be gone (broker restarted without persistence): say them again.
         p.state_dirty = true;
         p.announce = self.ctx.config.ha_discovery;
-        // Hermes captures are only meaningful live; do not replay them after an outage.
-        p.hermes.clear();
     }
 
     fn on_message(&mut self, topic: &str, payload: &[u8]) {
@@ -329,8 +335,10 @@ impl Loop {
                         .commands_dropped
                         .fetch_add(1, Ordering::Relaxed);
                     log::warn!("MQTT: daemon busy, command {cmd:?} dropped");
-                    self.shared
-                        .reject(topic, "busy: earlier commands not handled yet, dropped".into());
+                    self.shared.reject(
+                        topic,
+                        "busy: earlier commands not handled yet, dropped".into(),
+                    );
                 }
                 Err(TrySendError::Disconnected(_)) => {
                     self.shared.reject(topic, "daemon is shutting down".into());
@@ -396,7 +404,13 @@ impl Loop {
                 s.mqtt = self.shared.counters();
                 serde_json::to_vec(&s)
             });
-            let hermes: Vec<Vec<u8>> = p.hermes.drain(..).collect();
+            // Hermes captures are only meaningful live; do not replay them after an outage.
+            let hermes: Vec<Vec<u8>> = p
+                .hermes
+                .drain(..)
+                .filter(|(queued, _)| queued.elapsed() <= HERMES_MAX_AGE)
+                .map(|(_, bytes)| bytes)
+                .collect();
             (state, announce, stats, hermes)
         };
         let t = self.shared.topics.clone();
@@ -464,7 +478,17 @@ fn describe(e: &ConnectionError) -> String {
         ConnectionError::ConnectionRefused(code) => {
             format!("broker refused the connection: {code:?}")
         }
-        ConnectionError::Tls(t) => format!("TLS: {t}"),
+        ConnectionError::Tls(t) => {
+            let t = t.to_string();
+            let hint = if t.contains("UnknownIssuer") {
+                " (ca_file is not the CA that signed the broker's certificate)"
+            } else if t.contains("NotValidForName") {
+                " (the broker's certificate does not name the host in `broker`)"
+            } else {
+                ""
+            };
+            format!("TLS: {t}{hint}")
+        }
         ConnectionError::Io(io) => format!("network: {io}"),
         other => other.to_string(),
     }

@@ -22,6 +22,9 @@ use super::{eventloop, DeviceInfo, MqttConfig, MqttError};
 pub const COMMAND_QUEUE: usize = 32;
 /// Hermes `textCaptured` messages waiting for a connection; beyond this the oldest are dropped.
 const HERMES_QUEUE: usize = 16;
+/// A Hermes `textCaptured` older than this is dropped unsent: Rhasspy would act on it out of
+/// context (the transcript itself still goes out on `…/transcript`).
+pub(super) const HERMES_MAX_AGE: Duration = Duration::from_secs(10);
 
 /// Entry point of the MQTT layer.
 pub struct Mqtt;
@@ -175,13 +178,16 @@ impl MqttHandle {
                 p.hermes.pop_front();
             }
             if let Ok(bytes) = serde_json::to_vec(&msg.hermes(site)) {
-                p.hermes.push_back(bytes);
+                p.hermes.push_back((Instant::now(), bytes));
             }
         }
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         if let Some(spool) = &self.shared.spool {
             if let Err(e) = spool.write(id, &payload) {
-                self.shared.counters.spool_errors.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .spool_errors
+                    .fetch_add(1, Ordering::Relaxed);
                 log::warn!("spool: transcript {} kept in memory only: {e}", msg.seq);
             }
         }
@@ -269,7 +275,9 @@ impl MqttHandle {
             return self.undelivered() == 0;
         };
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self.shared.shutdown_timeout_ms.store(timeout_ms, Ordering::SeqCst);
+        self.shared
+            .shutdown_timeout_ms
+            .store(timeout_ms, Ordering::SeqCst);
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.shared.shutdown_wake.notify_one();
         self.shared.wake.notify_one();
@@ -322,7 +330,8 @@ pub(super) struct Pending {
     pub state: StateMessage,
     pub state_dirty: bool,
     pub stats: Option<StatsMessage>,
-    pub hermes: std::collections::VecDeque<Vec<u8>>,
+    /// Hermes `textCaptured` payloads and when they were queued.
+    pub hermes: std::collections::VecDeque<(Instant, Vec<u8>)>,
     /// (Re)publish the Home Assistant discovery configs.
     pub announce: bool,
 }

@@ -199,8 +199,18 @@ mod tests {
             confidence: 0.875,
             duration_ms: 1530,
             words: vec![
-                Word { word: "turn".into(), start_ms: 100, end_ms: 300, confidence: 0.5 },
-                Word { word: "on".into(), start_ms: 320, end_ms: 400, confidence: 1.0 },
+                Word {
+                    word: "turn".into(),
+                    start_ms: 100,
+                    end_ms: 300,
+                    confidence: 0.5,
+                },
+                Word {
+                    word: "on".into(),
+                    start_ms: 320,
+                    end_ms: 400,
+                    confidence: 1.0,
+                },
             ],
         }
     }
@@ -208,13 +218,26 @@ mod tests {
     #[test]
     fn transcript_message_has_the_documented_fields() {
         let start = SystemTime::UNIX_EPOCH + Duration::from_millis(1_714_564_800_250);
-        let stamp = Stamp { seq: 7, boot_id: "b00t".into() };
+        let stamp = Stamp {
+            seq: 7,
+            boot_id: "b00t".into(),
+        };
         let m = TranscriptMessage::from_transcript(&transcript(), start, 42, "mms-1b-all", stamp);
         let v: serde_json::Value = serde_json::to_value(&m).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         let mut expected = vec![
-            "event_type", "text", "language", "confidence", "start", "end", "duration_ms", "words",
-            "seq", "boot_id", "processing_ms", "model",
+            "event_type",
+            "text",
+            "language",
+            "confidence",
+            "start",
+            "end",
+            "duration_ms",
+            "words",
+            "seq",
+            "boot_id",
+            "processing_ms",
+            "model",
         ];
         expected.sort();
         let mut keys_sorted = keys.clone();
@@ -244,7 +267,10 @@ mod tests {
             SystemTime::UNIX_EPOCH,
             1500,
             "m",
-            Stamp { seq: 1, boot_id: "b".into() },
+            Stamp {
+                seq: 1,
+                boot_id: "b".into(),
+            },
         );
         let v = serde_json::to_value(m.hermes("kitchen")).unwrap();
         assert_eq!(
@@ -257,8 +283,14 @@ mod tests {
     #[test]
     fn stats_nest_the_mqtt_counters() {
         let s = StatsMessage {
-            daemon: DaemonStats { utterances: 3, ..Default::default() },
-            mqtt: MqttCounters { reconnects: 2, ..Default::default() },
+            daemon: DaemonStats {
+                utterances: 3,
+                ..Default::default()
+            },
+            mqtt: MqttCounters {
+                reconnects: 2,
+                ..Default::default()
+            },
         };
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["utterances"], 3);

@@ -50,7 +50,10 @@ impl Spool {
             match std::fs::read(entry.path()) {
                 Ok(bytes) if !bytes.is_empty() => found.push((id, bytes)),
                 Ok(_) => {
-                    log::warn!("spool: {} is empty (power cut?), skipped", entry.path().display());
+                    log::warn!(
+                        "spool: {} is empty (power cut?), skipped",
+                        entry.path().display()
+                    );
                     let _ = std::fs::remove_file(entry.path());
                 }
                 Err(e) => log::warn!("spool: {}: {e}, skipped", entry.path().display()),
@@ -93,10 +96,7 @@ mod tests {
         s.remove(300).unwrap();
         s.remove(300).unwrap();
         let loaded = Spool::open(&dir).unwrap().load().unwrap();
-        assert_eq!(
-            loaded,
-            vec![(2, b"two".to_vec()), (10, b"ten".to_vec())]
-        );
+        assert_eq!(loaded, vec![(2, b"two".to_vec()), (10, b"ten".to_vec())]);
         assert!(!dir.join(".tmp-00000000000000000400").exists());
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -21,7 +21,8 @@ pub fn client_config(
         reason,
     };
     let mut roots = RootCertStore::empty();
-    let cas = CertificateDer::pem_file_iter(ca_file).map_err(|e| tls_err(ca_file, e.to_string()))?;
+    let cas =
+        CertificateDer::pem_file_iter(ca_file).map_err(|e| tls_err(ca_file, e.to_string()))?;
     for ca in cas {
         let ca = ca.map_err(|e| tls_err(ca_file, e.to_string()))?;
         roots

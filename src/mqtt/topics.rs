@@ -62,10 +62,14 @@ pub fn check_level(level: &str) -> Result<(), String> {
         return Err("has an empty topic level".into());
     }
     if let Some(c) = level.chars().find(|c| matches!(c, '/' | '+' | '#' | '\0')) {
-        return Err(format!("{level:?} contains {c:?}, not allowed in an MQTT topic level"));
+        return Err(format!(
+            "{level:?} contains {c:?}, not allowed in an MQTT topic level"
+        ));
     }
     if level.starts_with('$') {
-        return Err(format!("{level:?} starts with '$', reserved for broker topics"));
+        return Err(format!(
+            "{level:?} starts with '$', reserved for broker topics"
+        ));
     }
     Ok(())
 }

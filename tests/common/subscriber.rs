@@ -64,7 +64,9 @@ impl Subscriber {
                     Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                         if !ack.session_present {
                             for f in &filters {
-                                sub_client.try_subscribe(f.clone(), QoS::AtLeastOnce).unwrap();
+                                sub_client
+                                    .try_subscribe(f.clone(), QoS::AtLeastOnce)
+                                    .unwrap();
                             }
                         } else {
                             let _ = subscribed_tx.send(());
