@@ -381,7 +381,8 @@ fn discovery_matches_home_assistant_schema_and_templates_render() {
     let muted = br#"{"language":"eng","listening":false,"languages":["eng"],"error":null}"#;
     assert_eq!(render(tpl, muted), switch["state_off"].as_str().unwrap());
 
-    // Sensors: render numbers from a real stats message.
+    // Sensors: render numbers from a real stats message (outbox empty once acknowledged).
+    assert!(node.wait_delivered(WAIT));
     node.publish_stats(DaemonStats {
         uptime_s: 12,
         utterances: 4,
