@@ -204,9 +204,8 @@ fn broker_down_at_startup() {
         .collect();
     let dups = assert_complete_in_order(&seqs, 25);
     eprintln!(
-        "broker down at start: {} failed attempts in {:?}; {dups} duplicates",
-        before.attempts,
-        failing_since.elapsed()
+        "broker down at start: {} failed attempts seen, then delivered all 25; {dups} duplicates",
+        before.attempts
     );
 }
 

@@ -14,7 +14,8 @@ use std::time::{Duration, SystemTime};
 use common::mosquitto::{BrokerOptions, Mosquitto};
 use common::mqtt_node::{self as node, WAIT};
 use common::subscriber::{Message, Subscriber};
-use edgescribe::mqtt::{Command, DaemonStats, DeviceState, Mqtt};
+use edgescribe::mqtt::command::{parse_incoming, ParseContext};
+use edgescribe::mqtt::{Command, DaemonStats, DeviceState, Mqtt, Topics};
 use serde_json::Value;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -536,12 +537,35 @@ fn command_flood_and_garbage_never_block_or_disconnect() {
         x ^= x << 17;
         x
     };
+    // What the node must reject, according to the (separately fuzzed) pure parser.
+    let node_topics = Topics::new("edgescribe", "flood-pi", "homeassistant");
+    let languages: Vec<String> = node::info().languages;
+    let ctx = ParseContext {
+        topics: &node_topics,
+        languages: &languages,
+        hermes: true,
+        site_id: "flood",
+    };
     let mut sent = 0;
+    let mut expected_rejections = 0;
     for i in 0..400 {
         let len = (next() % 3000) as usize;
         let payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-        sub.publish(topics[i % topics.len()], &payload);
+        let topic = topics[i % topics.len()];
+        if parse_incoming(topic, &payload, &ctx).is_err() {
+            expected_rejections += 1;
+        }
+        sub.publish(topic, &payload);
         sent += 1;
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    while node.counters().commands_rejected < expected_rejections {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            node.counters()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
     node.publish_transcript(&node::transcript(1), SystemTime::now(), 1);
     assert!(node.wait_delivered(WAIT));
