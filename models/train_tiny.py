@@ -414,12 +414,9 @@ def snapshot(model, opt, stage, state, last):
 def export_model(state, vocabs, union, out_dir):
     """Write the mms-1b-all hub layout. Languages whose stage 2 has not run yet get the stage-1 adapters and the
     union head's rows for their symbols (a usable model at any point of training)."""
-    import torch
     from safetensors.torch import save_file
     from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor
     out_dir.mkdir(parents=True, exist_ok=True)
-    base_model = new_model(len(union), 0)
-    base_model.load_state_dict(state["base"])
     adapters = {}
     for lang in corpus.LANGS:
         if lang in state["adapters"]:

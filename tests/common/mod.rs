@@ -95,3 +95,6 @@ pub fn edgescribe_command() -> std::process::Command {
         _ => std::process::Command::new(exe),
     }
 }
+pub mod mosquitto;
+pub mod mqtt_node;
+pub mod subscriber;

@@ -1,0 +1,289 @@
+//! Commands arriving over MQTT: topic and payload in, a typed command or a rejection out. Pure.
+//!
+//! Everything here is reachable by anyone who can publish to the broker, so nothing may panic,
+//! allocate without bound or echo a payload back unabridged.
+
+use serde::Deserialize;
+
+use super::topics::Topics;
+
+/// What the daemon is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Switch to one of the configured (already validated) languages.
+    SetLanguage(String),
+    /// `false` mutes recognition without stopping the daemon.
+    SetListening(bool),
+}
+
+/// A parsed incoming message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// For the daemon.
+    Command(Command),
+    /// Home Assistant (re)started: announce the entities again.
+    HomeAssistantOnline,
+    /// Well-formed but not for us (another Hermes site, HA going offline).
+    Ignored,
+}
+
+/// Why a command was rejected; rendered into `…/state`'s `error.message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("payload is not UTF-8")]
+    NotUtf8,
+    #[error("payload is empty")]
+    Empty,
+    #[error("payload is {len} bytes, at most {max} accepted")]
+    TooLong { len: usize, max: usize },
+    #[error("unknown language {lang}; configured: {}", .configured.join(", "))]
+    UnknownLanguage {
+        /// Quoted and shortened copy of what was sent.
+        lang: String,
+        configured: Vec<String>,
+    },
+    #[error("expected on or off, got {0}")]
+    BadListening(String),
+    #[error("expected a Hermes JSON object: {0}")]
+    BadJson(String),
+    #[error("no command on topic {0}")]
+    UnknownTopic(String),
+}
+
+/// Commands are short words; anything longer is garbage or an attack.
+pub const MAX_COMMAND_BYTES: usize = 1024;
+
+/// What the parser needs to know about the node.
+#[derive(Debug, Clone)]
+pub struct ParseContext<'a> {
+    pub topics: &'a Topics,
+    pub languages: &'a [String],
+    pub hermes: bool,
+    pub site_id: &'a str,
+}
+
+/// Classifies a message received on one of the subscribed topics.
+pub fn parse_incoming(
+    topic: &str,
+    payload: &[u8],
+    ctx: &ParseContext<'_>,
+) -> Result<Incoming, CommandError> {
+    let t = ctx.topics;
+    if topic == t.ha_status {
+        // HA's own birth/will message: never an error of ours, whatever it says.
+        return Ok(match payload {
+            b"online" => Incoming::HomeAssistantOnline,
+            _ => Incoming::Ignored,
+        });
+    }
+    if payload.len() > MAX_COMMAND_BYTES {
+        return Err(CommandError::TooLong {
+            len: payload.len(),
+            max: MAX_COMMAND_BYTES,
+        });
+    }
+    let text = std::str::from_utf8(payload).map_err(|_| CommandError::NotUtf8)?;
+    if topic == t.set_language {
+        let lang = non_empty(text)?;
+        return match ctx.languages.iter().find(|l| l.as_str() == lang) {
+            Some(l) => Ok(Incoming::Command(Command::SetLanguage(l.clone()))),
+            None => Err(CommandError::UnknownLanguage {
+                lang: quote(lang),
+                configured: ctx.languages.to_vec(),
+            }),
+        };
+    }
+    if topic == t.set_listening {
+        let word = non_empty(text)?;
+        return parse_on_off(word)
+            .map(|on| Incoming::Command(Command::SetListening(on)))
+            .ok_or_else(|| CommandError::BadListening(quote(word)));
+    }
+    if ctx.hermes && (topic == t.hermes_toggle_on || topic == t.hermes_toggle_off) {
+        let on = topic == t.hermes_toggle_on;
+        let toggle = parse_hermes_toggle(text)?;
+        if toggle.site_id != ctx.site_id {
+            return Ok(Incoming::Ignored);
+        }
+        return Ok(Incoming::Command(Command::SetListening(on)));
+    }
+    Err(CommandError::UnknownTopic(quote(topic)))
+}
+
+fn non_empty(text: &str) -> Result<&str, CommandError> {
+    match text.trim() {
+        "" => Err(CommandError::Empty),
+        t => Ok(t),
+    }
+}
+
+/// `on`/`off` as documented, plus the spellings Home Assistant and Node-RED send by default.
+fn parse_on_off(word: &str) -> Option<bool> {
+    const ON: [&str; 4] = ["on", "true", "1", "yes"];
+    const OFF: [&str; 4] = ["off", "false", "0", "no"];
+    if ON.iter().any(|w| w.eq_ignore_ascii_case(word)) {
+        Some(true)
+    } else if OFF.iter().any(|w| w.eq_ignore_ascii_case(word)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Hermes `AsrToggleOn`/`AsrToggleOff`: `{"siteId": "default", "reason": "…"}`, every key optional.
+/// An empty payload counts as `{}` (some tools send nothing).
+#[derive(Debug, Deserialize)]
+struct HermesToggle {
+    #[serde(rename = "siteId", default = "default_site")]
+    site_id: String,
+}
+
+fn default_site() -> String {
+    "default".into()
+}
+
+fn parse_hermes_toggle(text: &str) -> Result<HermesToggle, CommandError> {
+    if text.trim().is_empty() {
+        return Ok(HermesToggle {
+            site_id: default_site(),
+        });
+    }
+    serde_json::from_str(text).map_err(|e| CommandError::BadJson(e.to_string()))
+}
+
+/// A payload fragment safe to put in an error message: escaped, at most about 64 bytes however
+/// many escapes the input needs (found by the fuzz test: 32 characters of `\u{3347a}` are 300
+/// bytes).
+fn quote(s: &str) -> String {
+    const MAX_BYTES: usize = 64;
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        let escaped: String = c.escape_debug().collect();
+        if out.len() + escaped.len() > MAX_BYTES {
+            out.push_str("\"…");
+            return out;
+        }
+        out.push_str(&escaped);
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx_parse(topic: &str, payload: &[u8], hermes: bool) -> Result<Incoming, CommandError> {
+        let topics = Topics::new("edgescribe", "pi", "homeassistant");
+        let langs = vec!["eng".to_string(), "fra".to_string()];
+        let ctx = ParseContext {
+            topics: &topics,
+            languages: &langs,
+            hermes,
+            site_id: "kitchen",
+        };
+        parse_incoming(topic, payload, &ctx)
+    }
+
+    const LANG: &str = "edgescribe/pi/set/language";
+    const LISTEN: &str = "edgescribe/pi/set/listening";
+
+    #[test]
+    fn set_language_accepts_configured_languages_only() {
+        assert_eq!(
+            ctx_parse(LANG, b" fra\n", false),
+            Ok(Incoming::Command(Command::SetLanguage("fra".into())))
+        );
+        let e = ctx_parse(LANG, b"deu", false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown language \"deu\"; configured: eng, fra"
+        );
+        assert_eq!(ctx_parse(LANG, b"  ", false), Err(CommandError::Empty));
+        assert_eq!(
+            ctx_parse(LANG, &[0xff, 0xfe], false),
+            Err(CommandError::NotUtf8)
+        );
+    }
+
+    #[test]
+    fn set_listening_spellings() {
+        for (p, on) in [
+            ("on", true),
+            ("OFF", false),
+            ("ON", true),
+            ("true", true),
+            ("0", false),
+        ] {
+            assert_eq!(
+                ctx_parse(LISTEN, p.as_bytes(), false),
+                Ok(Incoming::Command(Command::SetListening(on))),
+                "{p}"
+            );
+        }
+        assert!(matches!(
+            ctx_parse(LISTEN, b"maybe", false),
+            Err(CommandError::BadListening(_))
+        ));
+    }
+
+    #[test]
+    fn long_payloads_are_rejected_and_never_echoed_in_full() {
+        let long = vec![b'a'; 5000];
+        assert_eq!(
+            ctx_parse(LANG, &long, false),
+            Err(CommandError::TooLong {
+                len: 5000,
+                max: MAX_COMMAND_BYTES
+            })
+        );
+        let e = ctx_parse(LANG, &[b'x'; 500], false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 120, "{e}");
+    }
+
+    #[test]
+    fn hermes_toggles_only_when_enabled_and_for_our_site() {
+        let on = "hermes/asr/toggleOn";
+        let off = "hermes/asr/toggleOff";
+        assert!(matches!(
+            ctx_parse(on, br#"{"siteId":"kitchen"}"#, false),
+            Err(CommandError::UnknownTopic(_))
+        ));
+        assert_eq!(
+            ctx_parse(off, br#"{"siteId":"kitchen","reason":"ttsSay"}"#, true),
+            Ok(Incoming::Command(Command::SetListening(false)))
+        );
+        assert_eq!(
+            ctx_parse(on, br#"{"siteId":"hall"}"#, true),
+            Ok(Incoming::Ignored)
+        );
+        // No siteId means Hermes' "default", which is not ours.
+        assert_eq!(ctx_parse(on, b"{}", true), Ok(Incoming::Ignored));
+        assert!(matches!(
+            ctx_parse(on, b"[1,2", true),
+            Err(CommandError::BadJson(_))
+        ));
+        assert!(matches!(
+            ctx_parse(on, br#"{"siteId":3}"#, true),
+            Err(CommandError::BadJson(_))
+        ));
+    }
+
+    #[test]
+    fn home_assistant_status() {
+        assert_eq!(
+            ctx_parse("homeassistant/status", b"online", false),
+            Ok(Incoming::HomeAssistantOnline)
+        );
+        assert_eq!(
+            ctx_parse("homeassistant/status", b"offline", false),
+            Ok(Incoming::Ignored)
+        );
+        assert_eq!(
+            ctx_parse("homeassistant/status", &[0xff; 4000], false),
+            Ok(Incoming::Ignored)
+        );
+    }
+}

@@ -1,0 +1,495 @@
+//! The `mqtt-eventloop` thread: owns the rumqttc connection for the daemon's whole life.
+//!
+//! One thread, one current-thread tokio runtime, one task: it polls rumqttc, and between polls
+//! hands queued work to rumqttc. Because the same task submits publish requests and reads
+//! rumqttc's events, the order of `Outgoing::Publish` events matches the order of submissions
+//! exactly, which is what the [`Outbox`](super::outbox::Outbox) relies on.
+//!
+//! Session policy: clean session on every connection. rumqttc then drops its own queue on
+//! reconnect, and our outbox re-sends everything unacknowledged, in order. A persistent session
+//! would make the broker replay stale commands and rumqttc re-send on its own, doubling
+//! duplicates for no gain.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::TrySendError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS,
+    TlsConfiguration, Transport,
+};
+
+use super::backoff::Backoff;
+use super::command::{parse_incoming, Incoming as Parsed, ParseContext};
+use super::discovery::discovery_messages;
+use super::handle::{Shared, HERMES_MAX_AGE};
+use super::{broker, tls, DeviceInfo, MqttConfig, MqttError};
+
+/// Transcripts handed to rumqttc at once; the rest wait in the outbox. Below rumqttc's
+/// `inflight` (100), so rumqttc never stops reading requests because of transcripts.
+const WINDOW: usize = 32;
+/// rumqttc's request channel: the window plus the few other messages of one connection.
+const REQUEST_CAPACITY: usize = WINDOW + 64;
+
+/// The running thread and a way to wait for it with a timeout.
+pub struct Thread {
+    join: std::thread::JoinHandle<()>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Thread {
+    pub fn join(self, timeout: Duration) {
+        match self.done.recv_timeout(timeout) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = self.join.join();
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                log::warn!("MQTT thread did not stop within {timeout:?}; leaving it");
+            }
+        }
+    }
+}
+
+struct Ctx {
+    config: MqttConfig,
+    info: DeviceInfo,
+    device_id: String,
+    broker: String,
+}
+
+pub fn spawn(
+    config: &MqttConfig,
+    info: DeviceInfo,
+    device_id: String,
+    shared: Arc<Shared>,
+) -> Result<Thread, MqttError> {
+    let (host, port, use_tls) = match config.broker_addr()? {
+        Some(b) => (b.host, b.port, b.tls),
+        None => {
+            let addr = broker::start(config.embedded_listen, config.max_packet_bytes)?;
+            (addr.ip().to_string(), addr.port(), false)
+        }
+    };
+    let broker_name = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut opts = MqttOptions::new(config.client_id(&device_id), host, port);
+    opts.set_keep_alive(Duration::from_secs(config.keep_alive_s))
+        .set_clean_session(true)
+        .set_max_packet_size(config.max_packet_bytes, config.max_packet_bytes)
+        .set_last_will(LastWill::new(
+            shared.topics.status.clone(),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+    if let Some(user) = &config.username {
+        let password = config.password()?;
+        opts.set_credentials(user.clone(), password.as_ref().map_or("", |p| p.expose()));
+    }
+    if use_tls {
+        let ca = config.ca_file.as_deref().ok_or_else(|| {
+            MqttError::Config(super::ConfigError {
+                key: "ca_file",
+                reason: "required with mqtts://".into(),
+            })
+        })?;
+        let client_cert = config.cert_file.as_deref().zip(config.key_file.as_deref());
+        let tls_config = tls::client_config(ca, client_cert)?;
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            tls_config,
+        )));
+    }
+    let (client, eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(MqttError::Runtime)?;
+    let seed = shared
+        .boot_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+    let ctx = Ctx {
+        config: config.clone(),
+        info,
+        device_id,
+        broker: broker_name,
+    };
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let join = std::thread::Builder::new()
+        .name("mqtt-eventloop".into())
+        .spawn(move || {
+            let mut l = Loop {
+                backoff: Backoff::new(
+                    ctx.config.reconnect_min_ms,
+                    ctx.config.reconnect_max_ms,
+                    seed,
+                ),
+                ctx,
+                client,
+                eventloop,
+                shared,
+                connected: false,
+            };
+            runtime.block_on(l.run());
+            let _ = done_tx.send(());
+        })
+        .map_err(MqttError::Runtime)?;
+    Ok(Thread { join, done })
+}
+
+struct Loop {
+    ctx: Ctx,
+    client: AsyncClient,
+    eventloop: EventLoop,
+    shared: Arc<Shared>,
+    backoff: Backoff,
+    connected: bool,
+}
+
+impl Loop {
+    async fn run(&mut self) {
+        let mut shutdown_deadline: Option<Instant> = None;
+        let mut disconnecting = false;
+        loop {
+            if shutdown_deadline.is_none() && self.shared.shutdown.load(Ordering::SeqCst) {
+                shutdown_deadline = Some(Instant::now() + self.shutdown_grace());
+            }
+            if let Some(deadline) = shutdown_deadline {
+                if !self.connected {
+                    return;
+                }
+                if !disconnecting
+                    && (self.shared.lock_outbox().is_empty() || Instant::now() >= deadline)
+                {
+                    // A clean DISCONNECT suppresses the Last Will: say `offline` ourselves.
+                    self.publish(&self.ctx_status_topic(), QoS::AtLeastOnce, true, "offline");
+                    let _ = self.client.try_disconnect();
+                    disconnecting = true;
+                }
+                if Instant::now() >= deadline + Duration::from_secs(1) {
+                    return;
+                }
+            }
+            if self.connected && !disconnecting {
+                if self.ack_overdue() {
+                    // Reconnecting is the only way MQTT 3.1.1 allows to re-send a publish.
+                    self.eventloop.clean();
+                    self.on_connection_lost("a transcript was never acknowledged".into())
+                        .await;
+                    continue;
+                }
+                self.submit_work();
+            }
+            let event = if self.connected {
+                let wake_at = shutdown_deadline.map(tokio::time::Instant::from_std);
+                tokio::select! {
+                    biased;
+                    ev = self.eventloop.poll() => Some(ev),
+                    _ = self.shared.wake.notified() => None,
+                    _ = sleep_until(wake_at) => None,
+                }
+            } else {
+                // While connecting, only shutdown may interrupt: cancelling a connection attempt
+                // for every new transcript would never let it finish.
+                tokio::select! {
+                    ev = self.eventloop.poll() => Some(ev),
+                    _ = self.shared.shutdown_wake.notified() => None,
+                }
+            };
+            match event {
+                None => {}
+                Some(Ok(Event::Outgoing(Outgoing::Disconnect))) if disconnecting => {
+                    log::info!("MQTT: disconnected from {}", self.ctx.broker);
+                    self.shared.lock_connection().connected = false;
+                    return;
+                }
+                Some(Ok(event)) => self.handle_event(event),
+                Some(Err(e)) => {
+                    if disconnecting {
+                        return;
+                    }
+                    self.on_connection_lost(describe(&e)).await;
+                }
+            }
+        }
+    }
+
+    /// A transcript has waited for its PubAck longer than two keep-alive periods: something
+    /// lost it (the broker answers pings within one period if the link is alive).
+    fn ack_overdue(&self) -> bool {
+        let limit = Duration::from_secs(2 * self.ctx.config.keep_alive_s);
+        let overdue = self
+            .shared
+            .lock_outbox()
+            .oldest_in_flight()
+            .is_some_and(|since| since.elapsed() > limit);
+        if overdue {
+            log::warn!(
+                "MQTT: no acknowledgement from {} for {limit:?}; reconnecting to re-send",
+                self.ctx.broker
+            );
+        }
+        overdue
+    }
+
+    fn ctx_status_topic(&self) -> String {
+        self.shared.topics.status.clone()
+    }
+
+    /// How long shutdown waits for the outbox to drain (the caller's timeout).
+    fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shared.shutdown_timeout_ms.load(Ordering::SeqCst))
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Incoming(Incoming::ConnAck(ack)) => self.on_connack(ack.session_present),
+            Event::Incoming(Incoming::PubAck(ack)) => {
+                let delivered = self.shared.lock_outbox().on_puback(ack.pkid);
+                if let Some(id) = delivered {
+                    self.shared.unspool(id);
+                    self.shared.delivered.notify_all();
+                }
+            }
+            Event::Incoming(Incoming::Publish(p)) => self.on_message(&p.topic, &p.payload),
+            Event::Incoming(Incoming::SubAck(ack))
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) =>
+            {
+                log::warn!(
+                    "MQTT broker {} refused a subscription: commands may not arrive (check its ACL)",
+                    self.ctx.broker
+                );
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => self
+                .shared
+                .lock_outbox()
+                .on_outgoing_publish(pkid, Instant::now()),
+            _ => {}
+        }
+    }
+
+    fn on_connack(&mut self, _session_present: bool) {
+        self.connected = true;
+        self.backoff.reset();
+        {
+            let mut c = self.shared.lock_connection();
+            c.connected = true;
+            c.attempts += 1;
+            c.connections += 1;
+            c.last_error = None;
+            if c.connections > 1 {
+                self.shared
+                    .counters
+                    .reconnects
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        log::info!("MQTT: connected to {}", self.ctx.broker);
+        // rumqttc forgot everything of the previous connection (clean session).
+        self.shared.lock_outbox().on_disconnect();
+        let t = &self.shared.topics;
+        let mut subs = vec![t.set_language.clone(), t.set_listening.clone()];
+        if self.ctx.config.ha_discovery {
+            subs.push(t.ha_status.clone());
+        }
+        if self.ctx.config.hermes {
+            subs.push(t.hermes_toggle_on.to_string());
+            subs.push(t.hermes_toggle_off.to_string());
+        }
+        let filters = subs
+            .into_iter()
+            .map(|path| rumqttc::SubscribeFilter::new(path, QoS::AtLeastOnce));
+        if let Err(e) = self.client.try_subscribe_many(filters) {
+            log::warn!("MQTT: cannot queue subscriptions: {e}");
+        }
+        let status = self.shared.topics.status.clone();
+        self.publish(&status, QoS::AtLeastOnce, true, "online");
+        let mut p = self.shared.lock_pending();
+        // Retained messages may be gone (broker restarted without persistence): say them again.
+        p.state_dirty = true;
+        p.announce = self.ctx.config.ha_discovery;
+    }
+
+    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+        let ctx = ParseContext {
+            topics: &self.shared.topics,
+            languages: &self.ctx.info.languages,
+            hermes: self.ctx.config.hermes,
+            site_id: &self.ctx.config.site_id,
+        };
+        match parse_incoming(topic, payload, &ctx) {
+            Ok(Parsed::Command(cmd)) => match self.shared.commands.try_send(cmd) {
+                Ok(()) => {}
+                Err(TrySendError::Full(cmd)) => {
+                    self.shared
+                        .counters
+                        .commands_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    log::warn!("MQTT: daemon busy, command {cmd:?} dropped");
+                    self.shared.reject(
+                        topic,
+                        "busy: earlier commands not handled yet, dropped".into(),
+                    );
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.shared.reject(topic, "daemon is shutting down".into());
+                }
+            },
+            Ok(Parsed::HomeAssistantOnline) => {
+                log::info!("Home Assistant came online: announcing entities again");
+                self.shared.lock_pending().announce = true;
+            }
+            Ok(Parsed::Ignored) => {}
+            Err(e) => {
+                self.shared
+                    .counters
+                    .commands_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                log::info!("MQTT: rejected command on {topic}: {e}");
+                self.shared.reject(topic, e.to_string());
+            }
+        }
+    }
+
+    /// The connection failed or was lost: requeue, record why, wait the backoff delay.
+    async fn on_connection_lost(&mut self, reason: String) {
+        let was_connected = self.connected;
+        self.connected = false;
+        self.shared.lock_outbox().on_disconnect();
+        let delay = self.backoff.next_delay();
+        {
+            let mut c = self.shared.lock_connection();
+            c.connected = false;
+            if !was_connected {
+                c.attempts += 1;
+            }
+            c.last_error = Some(reason.clone());
+        }
+        if was_connected {
+            log::warn!(
+                "MQTT: connection to {} lost: {reason}; reconnecting in {} ms",
+                self.ctx.broker,
+                delay.as_millis()
+            );
+        } else {
+            log::warn!(
+                "MQTT: cannot connect to {} (attempt {}): {reason}; retrying in {} ms",
+                self.ctx.broker,
+                self.backoff.failures(),
+                delay.as_millis()
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = self.shared.shutdown_wake.notified() => {}
+        }
+    }
+
+    /// Hands queued work to rumqttc: state, discovery, stats, Hermes, then transcripts.
+    fn submit_work(&mut self) {
+        let (state, announce, stats, hermes) = {
+            let mut p = self.shared.lock_pending();
+            let state = std::mem::take(&mut p.state_dirty).then(|| serde_json::to_vec(&p.state));
+            let announce = std::mem::take(&mut p.announce);
+            let stats = p.stats.take().map(|mut s| {
+                s.mqtt = self.shared.counters();
+                serde_json::to_vec(&s)
+            });
+            // Hermes captures are only meaningful live; do not replay them after an outage.
+            let hermes: Vec<Vec<u8>> = p
+                .hermes
+                .drain(..)
+                .filter(|(queued, _)| queued.elapsed() <= HERMES_MAX_AGE)
+                .map(|(_, bytes)| bytes)
+                .collect();
+            (state, announce, stats, hermes)
+        };
+        let t = self.shared.topics.clone();
+        if let Some(Ok(state)) = state {
+            self.publish(&t.state, QoS::AtLeastOnce, true, state);
+        }
+        if announce {
+            let msgs = discovery_messages(
+                &self.ctx.config.ha_discovery_prefix,
+                &self.ctx.device_id,
+                &t,
+                &self.ctx.info,
+            );
+            for m in msgs {
+                self.publish(&m.topic, QoS::AtLeastOnce, true, m.payload.to_string());
+            }
+        }
+        if let Some(Ok(stats)) = stats {
+            self.publish(&t.stats, QoS::AtMostOnce, false, stats);
+        }
+        for h in hermes {
+            self.publish(t.hermes_text_captured, QoS::AtMostOnce, false, h);
+        }
+        loop {
+            let next = self.shared.lock_outbox().next_to_send(WINDOW);
+            let Some((_, payload)) = next else { break };
+            if let Err(e) =
+                self.client
+                    .try_publish(&t.transcript, QoS::AtLeastOnce, false, payload.to_vec())
+            {
+                // Cannot happen while the window is below the channel capacity; if it does,
+                // the transcript is re-sent after the next reconnect.
+                log::error!("MQTT: request queue full ({e}); transcript waits for reconnect");
+                break;
+            }
+        }
+    }
+
+    /// Publishes a non-transcript message, recording it for the packet-id bookkeeping.
+    fn publish(&self, topic: &str, qos: QoS, retain: bool, payload: impl Into<Vec<u8>>) {
+        match self.client.try_publish(topic, qos, retain, payload) {
+            Ok(()) => self.shared.lock_outbox().note_other_publish(),
+            Err(e) => log::warn!("MQTT: cannot queue message for {topic}: {e}"),
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One line a user can act on.
+fn describe(e: &ConnectionError) -> String {
+    use rumqttc::ConnectReturnCode as C;
+    match e {
+        ConnectionError::ConnectionRefused(C::BadUserNamePassword) => {
+            "broker refused the connection: bad user name or password".into()
+        }
+        ConnectionError::ConnectionRefused(C::NotAuthorized) => {
+            "broker refused the connection: not authorized (user name, password or ACL)".into()
+        }
+        ConnectionError::ConnectionRefused(code) => {
+            format!("broker refused the connection: {code:?}")
+        }
+        ConnectionError::Tls(t) => {
+            let t = t.to_string();
+            let hint = if t.contains("UnknownIssuer") {
+                " (ca_file is not the CA that signed the broker's certificate)"
+            } else if t.contains("NotValidForName") {
+                " (the broker's certificate does not name the host in `broker`)"
+            } else {
+                ""
+            };
+            format!("TLS: {t}{hint}")
+        }
+        ConnectionError::Io(io) => format!("network: {io}"),
+        other => other.to_string(),
+    }
+}

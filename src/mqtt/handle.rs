@@ -1,0 +1,413 @@
+//! What the daemon holds: [`Mqtt::start`] and the [`MqttHandle`] it returns.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::asr::Transcript;
+
+use super::command::Command;
+use super::outbox::{Outbox, Payload};
+use super::payload::{
+    CommandRejection, DaemonStats, DeviceState, MqttCounters, Stamp, StateMessage, StatsMessage,
+    TranscriptMessage,
+};
+use super::spool::Spool;
+use super::topics::Topics;
+use super::{eventloop, DeviceInfo, MqttConfig, MqttError};
+
+/// Commands the daemon has not taken yet; beyond this, new ones are dropped (and reported on
+/// `…/state`) rather than blocking the event loop.
+pub const COMMAND_QUEUE: usize = 32;
+/// Hermes `textCaptured` messages waiting for a connection; beyond this the oldest are dropped.
+const HERMES_QUEUE: usize = 16;
+/// A Hermes `textCaptured` older than this is dropped unsent: Rhasspy would act on it out of
+/// context (the transcript itself still goes out on `…/transcript`).
+pub(super) const HERMES_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// Entry point of the MQTT layer.
+pub struct Mqtt;
+
+impl Mqtt {
+    /// Validates `config`, starts the embedded broker if no broker is configured, loads the
+    /// spool, and starts the `mqtt-eventloop` thread, which connects (and reconnects) on its own.
+    ///
+    /// Returns at once, also when the broker is unreachable: transcripts wait in the outbox.
+    /// Commands for the daemon arrive on the returned receiver.
+    pub fn start(
+        config: &MqttConfig,
+        info: DeviceInfo,
+    ) -> Result<(MqttHandle, Receiver<Command>), MqttError> {
+        config.validate()?;
+        if info.languages.is_empty() || !info.languages.contains(&info.language) {
+            return Err(MqttError::DeviceInfo(format!(
+                "active language {:?} is not among the languages {:?}",
+                info.language, info.languages
+            )));
+        }
+        let spool = match &config.spool_dir {
+            Some(dir) => Some(Spool::open(dir).map_err(|source| MqttError::Spool {
+                path: dir.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        let mut outbox = Outbox::new(config.outbox_capacity);
+        let mut next_id = 1;
+        if let Some(spool) = &spool {
+            let left = spool.load().map_err(|source| MqttError::Spool {
+                path: config.spool_dir.clone().unwrap_or_default(),
+                source,
+            })?;
+            if !left.is_empty() {
+                log::info!(
+                    "{} undelivered transcript(s) from an earlier run will be sent first",
+                    left.len()
+                );
+            }
+            for (id, bytes) in left {
+                next_id = id + 1;
+                if let Some(dropped) = outbox.push(id, Payload::from(bytes)) {
+                    let _ = spool.remove(dropped);
+                }
+            }
+        }
+        let device_id = config.device_id();
+        let (commands_tx, commands_rx) = std::sync::mpsc::sync_channel(COMMAND_QUEUE);
+        let shared = Arc::new(Shared {
+            outbox: Mutex::new(outbox),
+            delivered: Condvar::new(),
+            spool,
+            next_id: AtomicU64::new(next_id),
+            seq: AtomicU64::new(0),
+            boot_id: new_boot_id(),
+            model: info.model.clone(),
+            wake: tokio::sync::Notify::new(),
+            shutdown: AtomicBool::new(false),
+            shutdown_timeout_ms: AtomicU64::new(0),
+            shutdown_wake: tokio::sync::Notify::new(),
+            pending: Mutex::new(Pending {
+                state: StateMessage {
+                    language: info.language.clone(),
+                    listening: true,
+                    languages: info.languages.clone(),
+                    error: None,
+                },
+                state_dirty: true,
+                stats: None,
+                hermes: Default::default(),
+                announce: config.ha_discovery,
+            }),
+            counters: Counters::default(),
+            connection: Mutex::new(ConnectionStatus::default()),
+            topics: Topics::new(&config.prefix, &device_id, &config.ha_discovery_prefix),
+            commands: commands_tx,
+        });
+        let thread = eventloop::spawn(config, info, device_id, shared.clone())?;
+        let handle = MqttHandle {
+            shared,
+            thread: Mutex::new(Some(thread)),
+            hermes_site: config.hermes.then(|| config.site_id.clone()),
+        };
+        Ok((handle, commands_rx))
+    }
+}
+
+/// How the connection is doing, for logs, health checks and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionStatus {
+    pub connected: bool,
+    /// Connection attempts since start (successful or not).
+    pub attempts: u64,
+    /// Successful connections since start.
+    pub connections: u64,
+    /// Why the last attempt or connection failed, as one line.
+    pub last_error: Option<String>,
+}
+
+/// The daemon's side of the MQTT layer. Every method returns at once (no network I/O on the
+/// caller's thread); `Sync`, so it can be shared in an `Arc`.
+pub struct MqttHandle {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<eventloop::Thread>>,
+    hermes_site: Option<String>,
+}
+
+impl MqttHandle {
+    /// Queues a transcript for `…/transcript` (and Hermes, if enabled) and returns its `seq`.
+    /// `started_at`: wall-clock time of the utterance's first sample.
+    ///
+    /// Never blocks: the message goes to the bounded outbox (dropping the oldest if full) and,
+    /// with a spool, to a file.
+    pub fn publish_transcript(
+        &self,
+        transcript: &Transcript,
+        started_at: SystemTime,
+        processing_ms: u64,
+    ) -> u64 {
+        let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let stamp = Stamp {
+            seq,
+            boot_id: self.shared.boot_id.clone(),
+        };
+        let msg = TranscriptMessage::from_transcript(
+            transcript,
+            started_at,
+            processing_ms,
+            &self.shared.model,
+            stamp,
+        );
+        self.publish_message(&msg);
+        seq
+    }
+
+    /// Queues a ready-made message (its `seq`/`boot_id` are sent as they are).
+    pub fn publish_message(&self, msg: &TranscriptMessage) {
+        let payload: Payload = match serde_json::to_vec(msg) {
+            Ok(bytes) => Payload::from(bytes),
+            // Only non-string map keys or a failing Serialize impl can get here; neither exists.
+            Err(e) => {
+                log::error!("transcript {} not serialisable: {e}", msg.seq);
+                return;
+            }
+        };
+        if let Some(site) = &self.hermes_site {
+            let mut p = self.shared.lock_pending();
+            if p.hermes.len() >= HERMES_QUEUE {
+                p.hermes.pop_front();
+            }
+            if let Ok(bytes) = serde_json::to_vec(&msg.hermes(site)) {
+                p.hermes.push_back((Instant::now(), bytes));
+            }
+        }
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Some(spool) = &self.shared.spool {
+            if let Err(e) = spool.write(id, &payload) {
+                self.shared
+                    .counters
+                    .spool_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                log::warn!("spool: transcript {} kept in memory only: {e}", msg.seq);
+            }
+        }
+        let evicted = self.shared.lock_outbox().push(id, payload);
+        if let Some(evicted) = evicted {
+            log::warn!("MQTT outbox full: dropped the oldest undelivered transcript");
+            self.shared.unspool(evicted);
+        }
+        self.shared.wake.notify_one();
+    }
+
+    /// Publishes `…/stats` (the latest call wins if the broker is unreachable meanwhile).
+    pub fn publish_stats(&self, stats: DaemonStats) {
+        let msg = StatsMessage {
+            daemon: stats,
+            mqtt: self.counters(),
+        };
+        self.shared.lock_pending().stats = Some(msg);
+        self.shared.wake.notify_one();
+    }
+
+    /// Publishes the daemon's state on `…/state` (retained), clearing any earlier error: after
+    /// start-up and after applying a command.
+    pub fn publish_state(&self, state: DeviceState) {
+        let mut p = self.shared.lock_pending();
+        p.state.language = state.language;
+        p.state.listening = state.listening;
+        p.state.error = None;
+        p.state_dirty = true;
+        drop(p);
+        self.shared.wake.notify_one();
+    }
+
+    /// The daemon could not apply `command` (e.g. the language's adapter is missing): the
+    /// current state is re-published on `…/state` with `error` saying why.
+    pub fn report_command_error(&self, command: &Command, message: impl Into<String>) {
+        let topic = match command {
+            Command::SetLanguage(_) => &self.shared.topics.set_language,
+            Command::SetListening(_) => &self.shared.topics.set_listening,
+        };
+        self.shared.reject(topic, message.into());
+    }
+
+    /// Transcripts not yet acknowledged by the broker (queued or in flight).
+    pub fn undelivered(&self) -> usize {
+        self.shared.lock_outbox().len()
+    }
+
+    /// Waits until every transcript queued so far is acknowledged by the broker, or `timeout`.
+    /// Returns whether everything was delivered (for `--input FILE.wav` runs).
+    pub fn wait_delivered(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut outbox = self.shared.lock_outbox();
+        while !outbox.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            outbox = match self.shared.delivered.wait_timeout(outbox, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        true
+    }
+
+    pub fn connection(&self) -> ConnectionStatus {
+        self.shared.lock_connection().clone()
+    }
+
+    /// Random id of this run, sent with every transcript.
+    pub fn boot_id(&self) -> &str {
+        &self.shared.boot_id
+    }
+
+    pub fn counters(&self) -> MqttCounters {
+        self.shared.counters()
+    }
+
+    /// Stops cleanly: waits (up to `timeout`) for the outbox to be acknowledged, publishes
+    /// `offline`, disconnects and joins the thread. Undelivered transcripts stay in the spool if
+    /// there is one. Returns whether everything was delivered. Idempotent.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return self.undelivered() == 0;
+        };
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.shared
+            .shutdown_timeout_ms
+            .store(timeout_ms, Ordering::SeqCst);
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.shutdown_wake.notify_one();
+        self.shared.wake.notify_one();
+        thread.join(timeout + Duration::from_secs(2));
+        let left = self.undelivered();
+        if left > 0 {
+            let kept = if self.shared.spool.is_some() {
+                "kept in the spool for the next start"
+            } else {
+                "lost (no spool_dir configured)"
+            };
+            log::warn!("MQTT shutdown: {left} transcript(s) undelivered, {kept}");
+        }
+        left == 0
+    }
+}
+
+impl Drop for MqttHandle {
+    fn drop(&mut self) {
+        self.shutdown(Duration::from_secs(1));
+    }
+}
+
+/// State shared between the handle and the event-loop thread.
+pub(super) struct Shared {
+    pub outbox: Mutex<Outbox>,
+    /// Signalled whenever a transcript is acknowledged.
+    pub delivered: Condvar,
+    pub spool: Option<Spool>,
+    next_id: AtomicU64,
+    seq: AtomicU64,
+    pub boot_id: String,
+    model: String,
+    /// Wakes the event loop: new work in the outbox or in `pending`.
+    pub wake: tokio::sync::Notify,
+    pub shutdown: AtomicBool,
+    /// How long shutdown may wait for the outbox to drain.
+    pub shutdown_timeout_ms: AtomicU64,
+    /// Interrupts a connection attempt or a backoff wait.
+    pub shutdown_wake: tokio::sync::Notify,
+    pub pending: Mutex<Pending>,
+    pub counters: Counters,
+    pub connection: Mutex<ConnectionStatus>,
+    pub topics: Topics,
+    pub commands: SyncSender<Command>,
+}
+
+/// Non-transcript messages waiting for the event loop, coalesced where only the latest matters.
+pub(super) struct Pending {
+    pub state: StateMessage,
+    pub state_dirty: bool,
+    pub stats: Option<StatsMessage>,
+    /// Hermes `textCaptured` payloads and when they were queued.
+    pub hermes: std::collections::VecDeque<(Instant, Vec<u8>)>,
+    /// (Re)publish the Home Assistant discovery configs.
+    pub announce: bool,
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    pub reconnects: AtomicU64,
+    pub spool_errors: AtomicU64,
+    pub commands_dropped: AtomicU64,
+    pub commands_rejected: AtomicU64,
+}
+
+impl Shared {
+    // A panic elsewhere must not take MQTT down with it: poisoned locks are used as they are
+    // (every critical section leaves the data consistent).
+    pub fn lock_outbox(&self) -> MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn lock_pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn lock_connection(&self) -> MutexGuard<'_, ConnectionStatus> {
+        self.connection.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn unspool(&self, id: u64) {
+        if let Some(spool) = &self.spool {
+            if let Err(e) = spool.remove(id) {
+                self.counters.spool_errors.fetch_add(1, Ordering::Relaxed);
+                log::warn!("spool: cannot remove transcript file {id}: {e}");
+            }
+        }
+    }
+
+    /// Sets `error` on `…/state` (the state itself unchanged) and has it published.
+    pub fn reject(&self, topic: &str, message: String) {
+        let mut p = self.lock_pending();
+        p.state.error = Some(CommandRejection {
+            topic: topic.to_string(),
+            message,
+        });
+        p.state_dirty = true;
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    pub fn counters(&self) -> MqttCounters {
+        let (depth, dropped) = {
+            let o = self.lock_outbox();
+            (o.len(), o.dropped())
+        };
+        MqttCounters {
+            reconnects: self.counters.reconnects.load(Ordering::Relaxed),
+            outbox_depth: depth,
+            outbox_dropped: dropped,
+            spool_errors: self.counters.spool_errors.load(Ordering::Relaxed),
+            commands_dropped: self.counters.commands_dropped.load(Ordering::Relaxed),
+            commands_rejected: self.counters.commands_rejected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// 128 random bits as 32 hex digits: the kernel's random UUID generator, or time and pid if
+/// `/proc` is unavailable (uniqueness per run is all that matters).
+fn new_boot_id() -> String {
+    if let Ok(uuid) = std::fs::read_to_string("/proc/sys/kernel/random/uuid") {
+        let hex: String = uuid.trim().chars().filter(|c| *c != '-').collect();
+        if hex.len() == 32 {
+            return hex;
+        }
+    }
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:016x}{:016x}", nanos as u64, std::process::id() as u64)
+}

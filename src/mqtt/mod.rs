@@ -1,0 +1,49 @@
+//! MQTT: transcripts out, commands in, for Home Assistant, Node-RED and Rhasspy users.
+//!
+//! The public interface (topics, payloads, commands, Home Assistant entities, Hermes) is
+//! documented in `docs/mqtt.md`.
+//!
+//! - Pure protocol logic, unit-tested without sockets: [`topics`], [`payload`], [`command`]
+//!   (the parser everything from the network goes through), [`discovery`], [`outbox`]
+//!   (delivery bookkeeping), [`backoff`].
+//! - I/O: [`spool`] (disk copy of the outbox), `tls` (rustls with ring), `broker` (embedded
+//!   rumqttd), `eventloop` (the thread owning the rumqttc connection).
+//! - What the daemon uses: [`MqttConfig`], [`Mqtt::start`], [`MqttHandle`], [`Command`].
+//!
+//! Delivery guarantee: a transcript is removed from the bounded outbox only when the broker
+//! acknowledges it (QoS 1 PubAck); after any reconnect the unacknowledged ones are sent again,
+//! in order. Subscribers may therefore see duplicates, recognisable by `(boot_id, seq)`.
+
+pub mod backoff;
+mod broker;
+pub mod command;
+mod config;
+pub mod discovery;
+mod error;
+mod eventloop;
+mod handle;
+pub mod outbox;
+pub mod payload;
+pub mod spool;
+mod tls;
+pub mod topics;
+
+pub use command::Command;
+pub use config::{parse_broker_url, BrokerAddr, ConfigError, MqttConfig, Secret};
+pub use error::MqttError;
+pub use handle::{ConnectionStatus, Mqtt, MqttHandle, COMMAND_QUEUE};
+pub use payload::{DaemonStats, DeviceState, TranscriptMessage};
+pub use topics::Topics;
+
+/// What the node announces about itself (Home Assistant device, `set/language` options).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// The configured languages, selectable over MQTT.
+    pub languages: Vec<String>,
+    /// The language active at start; one of `languages`.
+    pub language: String,
+    /// Acoustic model name, sent with every transcript.
+    pub model: String,
+    /// edgescribe's version (`env!("CARGO_PKG_VERSION")`).
+    pub version: String,
+}

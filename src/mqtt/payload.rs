@@ -1,0 +1,300 @@
+//! The JSON messages the node publishes: built from plain values, no I/O.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::asr::Transcript;
+
+/// One utterance on `…/transcript`. Field meanings are the public interface (`docs/mqtt.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptMessage {
+    /// Always `"transcript"`: lets a Home Assistant MQTT `event` entity take the message as is
+    /// (HA reads `event_type` and turns the other keys into event attributes).
+    pub event_type: String,
+    pub text: String,
+    /// ISO 639-3 code of the language the utterance was recognised in.
+    pub language: String,
+    /// 0…1: mean probability of the printed characters.
+    pub confidence: f32,
+    /// Wall-clock time of the utterance's first sample, RFC 3339 UTC with milliseconds.
+    pub start: String,
+    /// `start` + `duration_ms`.
+    pub end: String,
+    pub duration_ms: u64,
+    pub words: Vec<WordTiming>,
+    /// 1, 2, 3… per `boot_id`: a subscriber that sees a `(boot_id, seq)` twice has a QoS 1
+    /// duplicate and can drop it.
+    pub seq: u64,
+    /// Random per start of the daemon.
+    pub boot_id: String,
+    /// Time the recogniser took for this utterance.
+    pub processing_ms: u64,
+    /// Name of the acoustic model.
+    pub model: String,
+}
+
+/// A word with times relative to the utterance's `start`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WordTiming {
+    pub word: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub confidence: f32,
+}
+
+/// Numbering of the transcripts of one run of the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub seq: u64,
+    pub boot_id: String,
+}
+
+impl TranscriptMessage {
+    /// The message for a recogniser result; `started_at` is when the utterance's first sample was
+    /// captured (wall clock).
+    pub fn from_transcript(
+        t: &Transcript,
+        started_at: SystemTime,
+        processing_ms: u64,
+        model: &str,
+        stamp: Stamp,
+    ) -> TranscriptMessage {
+        let end = started_at + Duration::from_millis(t.duration_ms);
+        TranscriptMessage {
+            event_type: "transcript".into(),
+            text: t.text.clone(),
+            language: t.language.clone(),
+            confidence: t.confidence,
+            start: rfc3339_ms(started_at),
+            end: rfc3339_ms(end),
+            duration_ms: t.duration_ms,
+            words: t
+                .words
+                .iter()
+                .map(|w| WordTiming {
+                    word: w.word.clone(),
+                    start_ms: w.start_ms,
+                    end_ms: w.end_ms,
+                    confidence: w.confidence,
+                })
+                .collect(),
+            seq: stamp.seq,
+            boot_id: stamp.boot_id,
+            processing_ms,
+            model: model.to_string(),
+        }
+    }
+
+    /// Rhasspy's `hermes/asr/textCaptured` for this transcript.
+    pub fn hermes(&self, site_id: &str) -> HermesTextCaptured {
+        HermesTextCaptured {
+            text: self.text.clone(),
+            likelihood: self.confidence,
+            seconds: self.processing_ms as f64 / 1000.0,
+            site_id: site_id.to_string(),
+            session_id: None,
+            lang: Some(self.language.clone()),
+        }
+    }
+}
+
+/// `2024-05-01T12:00:00.250Z`. Times before 1970 or past 9999 (a broken clock) print as the epoch
+/// rather than failing the transcript.
+pub fn rfc3339_ms(t: SystemTime) -> String {
+    let ts = jiff::Timestamp::try_from(t).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    // Truncate to whole milliseconds so the text always has exactly three decimals.
+    let ms = ts.as_millisecond();
+    let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    format!("{ts:.3}")
+}
+
+/// Rhasspy Hermes `AsrTextCaptured` (camelCase keys as Rhasspy expects them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HermesTextCaptured {
+    pub text: String,
+    pub likelihood: f32,
+    /// Seconds the recogniser took (Hermes: "the duration it took to do the processing").
+    pub seconds: f64,
+    pub site_id: String,
+    /// The node recognises continuously, outside Rhasspy dialogue sessions: always `null`.
+    pub session_id: Option<String>,
+    pub lang: Option<String>,
+}
+
+/// What the daemon is doing, retained on `…/state`; Home Assistant's select and switch read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceState {
+    pub language: String,
+    pub listening: bool,
+}
+
+/// `…/state`: the current state plus, after a rejected command, why it was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateMessage {
+    pub language: String,
+    pub listening: bool,
+    /// The configured languages `set/language` accepts.
+    pub languages: Vec<String>,
+    /// `null`, or the last command's rejection.
+    pub error: Option<CommandRejection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRejection {
+    /// Topic the rejected command arrived on.
+    pub topic: String,
+    pub message: String,
+}
+
+/// Counters the daemon reports; the MQTT layer adds its own ([`MqttCounters`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStats {
+    pub uptime_s: u64,
+    pub utterances: u64,
+    /// Processing time / audio time over the last interval; `null` before the first utterance.
+    pub real_time_factor: Option<f64>,
+    pub audio_queue_depth: usize,
+    pub asr_queue_depth: usize,
+    pub dropped_frames: u64,
+    pub dropped_utterances: u64,
+    pub xruns: u64,
+}
+
+/// The MQTT layer's own counters, since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MqttCounters {
+    /// Successful connections after the first.
+    pub reconnects: u64,
+    /// Transcripts waiting for the broker's acknowledgement.
+    pub outbox_depth: usize,
+    /// Transcripts dropped because the outbox was full (the oldest go first).
+    pub outbox_dropped: u64,
+    /// Transcripts that could not be written to or removed from the spool directory.
+    pub spool_errors: u64,
+    /// Commands dropped because the daemon had not taken the previous ones yet.
+    pub commands_dropped: u64,
+    /// Commands rejected as malformed or unknown.
+    pub commands_rejected: u64,
+}
+
+/// `…/stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsMessage {
+    #[serde(flatten)]
+    pub daemon: DaemonStats,
+    pub mqtt: MqttCounters,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asr::Word;
+
+    fn transcript() -> Transcript {
+        Transcript {
+            text: "turn on the lights".into(),
+            language: "eng".into(),
+            confidence: 0.875,
+            duration_ms: 1530,
+            words: vec![
+                Word {
+                    word: "turn".into(),
+                    start_ms: 100,
+                    end_ms: 300,
+                    confidence: 0.5,
+                },
+                Word {
+                    word: "on".into(),
+                    start_ms: 320,
+                    end_ms: 400,
+                    confidence: 1.0,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn transcript_message_has_the_documented_fields() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_millis(1_714_564_800_250);
+        let stamp = Stamp {
+            seq: 7,
+            boot_id: "b00t".into(),
+        };
+        let m = TranscriptMessage::from_transcript(&transcript(), start, 42, "mms-1b-all", stamp);
+        let v: serde_json::Value = serde_json::to_value(&m).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = vec![
+            "event_type",
+            "text",
+            "language",
+            "confidence",
+            "start",
+            "end",
+            "duration_ms",
+            "words",
+            "seq",
+            "boot_id",
+            "processing_ms",
+            "model",
+        ];
+        expected.sort();
+        let mut keys_sorted = keys.clone();
+        keys_sorted.sort();
+        assert_eq!(keys_sorted, expected);
+        assert_eq!(v["start"], "2024-05-01T12:00:00.250Z");
+        assert_eq!(v["end"], "2024-05-01T12:00:01.780Z");
+        assert_eq!(v["words"][0]["word"], "turn");
+        assert_eq!(v["words"][1]["end_ms"], 400);
+        assert_eq!(v["seq"], 7);
+        let back: TranscriptMessage = serde_json::from_value(v).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn timestamps_always_have_three_decimals() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(rfc3339_ms(t), "2023-11-14T22:13:20.000Z");
+        let t = t + Duration::from_nanos(999_999);
+        assert_eq!(rfc3339_ms(t), "2023-11-14T22:13:20.000Z");
+    }
+
+    #[test]
+    fn hermes_text_captured_uses_rhasspy_keys() {
+        let m = TranscriptMessage::from_transcript(
+            &transcript(),
+            SystemTime::UNIX_EPOCH,
+            1500,
+            "m",
+            Stamp {
+                seq: 1,
+                boot_id: "b".into(),
+            },
+        );
+        let v = serde_json::to_value(m.hermes("kitchen")).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"text": "turn on the lights", "likelihood": 0.875, "seconds": 1.5,
+                "siteId": "kitchen", "sessionId": null, "lang": "eng"})
+        );
+    }
+
+    #[test]
+    fn stats_nest_the_mqtt_counters() {
+        let s = StatsMessage {
+            daemon: DaemonStats {
+                utterances: 3,
+                ..Default::default()
+            },
+            mqtt: MqttCounters {
+                reconnects: 2,
+                ..Default::default()
+            },
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["utterances"], 3);
+        assert_eq!(v["mqtt"]["reconnects"], 2);
+        assert_eq!(v["real_time_factor"], serde_json::Value::Null);
+    }
+}

@@ -1,0 +1,66 @@
+//! No broker configured: the node runs the embedded broker (rumqttd) and publishes there;
+//! a separate client (rumqttc, as any subscriber on the network would) receives transcripts,
+//! the retained status and the Last Will's configuration.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::{Duration, SystemTime};
+
+use common::mqtt_node::{self as node, WAIT};
+use common::subscriber::Subscriber;
+use edgescribe::mqtt::{Mqtt, MqttConfig, MqttError};
+
+#[test]
+fn embedded_broker_serves_subscribers() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = MqttConfig {
+        broker: None,
+        embedded_listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        device_id: Some("embedded-pi".into()),
+        keep_alive_s: 5,
+        reconnect_min_ms: 50,
+        reconnect_max_ms: 400,
+        ha_discovery: false,
+        ..MqttConfig::default()
+    };
+    let (node, _cmds) = Mqtt::start(&config, node::info()).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !node.connection().connected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            node.connection()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sub = Subscriber::connect(port, "embedded-sub", &["edgescribe/embedded-pi/#"]);
+    // rumqttd keeps retained messages: the node's `online` arrives on subscription.
+    let status = sub
+        .wait_for(WAIT, |m| m.topic.ends_with("/status"))
+        .expect("retained status from the embedded broker");
+    assert_eq!((status.text().as_str(), status.retain), ("online", true));
+    for i in 1..=20 {
+        node.publish_transcript(&node::transcript(i), SystemTime::now(), 1);
+    }
+    assert!(node.wait_delivered(WAIT), "{:?}", node.connection());
+    let seqs: Vec<u64> = std::iter::from_fn(|| sub.next(Duration::from_secs(2)))
+        .filter(|m| m.topic.ends_with("/transcript"))
+        .map(|m| node::parse(&m.payload).seq)
+        .collect();
+    node::assert_complete_in_order(&seqs, 20);
+
+    // A second node cannot run its own broker on the same address: a clear start-up error.
+    let again = Mqtt::start(&config, node::info());
+    match again {
+        Err(MqttError::EmbeddedBroker { addr, .. }) => {
+            assert_eq!(addr, format!("127.0.0.1:{port}"))
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("second embedded broker on the same port started"),
+    }
+}
