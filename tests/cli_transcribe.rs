@@ -4,17 +4,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
 use common::*;
-
-fn edgescribe(args: &[&str]) -> Output {
-    edgescribe_command()
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
 
 fn model_arg(dir: &Path) -> String {
     dir.display().to_string()

@@ -3,19 +3,9 @@
 
 mod common;
 
-use std::process::Output;
-
 use common::*;
 
-fn edgescribe(args: &[&str]) -> Output {
-    edgescribe_command()
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn lines(out: &Output) -> Vec<serde_json::Value> {
+fn lines(out: &std::process::Output) -> Vec<serde_json::Value> {
     assert!(
         out.status.success(),
         "{}",

@@ -82,6 +82,15 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Runs the edgescribe binary under test to completion, logging only warnings.
+pub fn edgescribe(args: &[&str]) -> std::process::Output {
+    edgescribe_command()
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
 /// A command running the edgescribe binary under test. When the tests run for another architecture
 /// (cross/test-aarch64), the binary goes through the same emulator cargo uses as runner.
 pub fn edgescribe_command() -> std::process::Command {
