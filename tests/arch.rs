@@ -105,27 +105,7 @@ fn int8_logits_match_x86_64_within_tolerance() {
     let path = fixtures().join(X86_REFERENCE);
     if cfg!(target_arch = "x86_64") && std::env::var_os("EDGESCRIBE_WRITE_X86_REFERENCE").is_some()
     {
-        let raw: Vec<(String, Vec<usize>, Vec<u8>)> = got
-            .iter()
-            .map(|(n, s, v)| {
-                (
-                    n.clone(),
-                    s.clone(),
-                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                )
-            })
-            .collect();
-        let views: Vec<(String, safetensors::tensor::TensorView)> = raw
-            .iter()
-            .map(|(n, s, b)| {
-                (
-                    n.clone(),
-                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                        .unwrap(),
-                )
-            })
-            .collect();
-        std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+        write_f32_safetensors(&path, &got);
     }
     let bytes = std::fs::read(&path).unwrap();
     let reference = safetensors::SafeTensors::deserialize(&bytes).unwrap();
