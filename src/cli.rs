@@ -6,9 +6,11 @@ use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod config_cmds;
 mod devices;
 mod listen;
 mod pull_adapters;
+mod run;
 mod transcribe;
 mod vad;
 
@@ -25,6 +27,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon: microphone (or --input FILE.wav) → VAD → recogniser → MQTT.
+    Run(run::Args),
     /// Transcribe a WAV file and print the transcript.
     Transcribe(transcribe::Args),
     /// Fetch, verify and cache the adapters of the languages asked for (only those).
@@ -37,17 +41,24 @@ enum Command {
     Listen(listen::Args),
     /// Find the utterances in a WAV file (JSON lines), to tune the voice-activity detector.
     Vad(vad::Args),
+    /// Validate a configuration file without starting anything.
+    CheckConfig(config_cmds::CheckArgs),
+    /// Print the documented default configuration (systemd/edgescribe.toml).
+    PrintDefaultConfig,
 }
 
 impl Cli {
     pub fn run(self) -> Result<()> {
         match self.command {
+            Command::Run(args) => run::run(args),
             Command::Transcribe(args) => transcribe::run(args),
             Command::PullAdapters(args) => pull_adapters::run(args),
             Command::Bench(args) => bench::run(args),
             Command::Devices(args) => devices::run(args),
             Command::Listen(args) => listen::run(args),
             Command::Vad(args) => vad::run(args),
+            Command::CheckConfig(args) => config_cmds::check(args),
+            Command::PrintDefaultConfig => config_cmds::print_default(),
         }
     }
 }

@@ -6,16 +6,18 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::asr::store::{
-    cache, AdapterStore, LanguageStatus, LogObserver, PullObserver, RetryPolicy, StoreOptions,
-    DEFAULT_SOURCE,
-};
+use crate::asr::store::{AdapterStore, LanguageStatus, LogObserver, PullObserver, StoreOptions};
+use crate::config::Config;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The daemon's configuration file: its `languages`, `[model]` and `[adapters]` are used;
+    /// the flags below override them.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Exported model directory (see models/export.py). Default: $EDGESCRIBE_MODEL, then the bundled model.
     #[arg(long)]
     model: Option<PathBuf>,
@@ -23,19 +25,19 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     languages: Vec<String>,
     /// Where adapters come from: a URL template with {lang}, a base URL or directory holding the hub's
-    /// adapter.<lang>.safetensors files, or a file:// URL.
-    #[arg(long, default_value = DEFAULT_SOURCE)]
-    source: String,
-    /// Cache directory. Default: $STATE_DIRECTORY/adapters under systemd, else
+    /// adapter.<lang>.safetensors files, or a file:// URL. Default: the config's, else the hub.
+    #[arg(long)]
+    source: Option<String>,
+    /// Cache directory. Default: the config's, else $STATE_DIRECTORY/adapters under systemd, else
     /// /var/lib/edgescribe/adapters if /var/lib/edgescribe exists, else ~/.cache/edgescribe/adapters.
     #[arg(long)]
     cache: Option<PathBuf>,
-    /// Attempts per language before it is reported missing.
-    #[arg(long, default_value_t = RetryPolicy::default().attempts)]
-    attempts: u32,
+    /// Attempts per language before it is reported missing. Default: the config's, else 5.
+    #[arg(long)]
+    attempts: Option<u32>,
     /// Delay before the first retry, in milliseconds; it doubles per retry, up to 30 s.
-    #[arg(long, default_value_t = 1000)]
-    backoff_ms: u64,
+    #[arg(long)]
+    backoff_ms: Option<u64>,
     /// Print the languages' statuses as JSON (what the daemon publishes) instead of text lines.
     #[arg(long)]
     json: bool,
@@ -48,33 +50,49 @@ struct Settings {
     options: StoreOptions,
 }
 
-/// Command-line flags → settings. The daemon's configuration file (`--config FILE`, with
-/// `languages`, the adapter source and the cache) will be read here, flags overriding it.
+/// The configuration file (if given), then the flags over it.
 fn settings(args: &Args) -> Result<Settings> {
-    let model = match &args.model {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let model = match args.model.as_ref().or(config.model.dir.as_ref()) {
         Some(dir) => dir.clone(),
         None => super::default_model_dir()?,
     };
-    let languages: Vec<String> = args
+    let flags: Vec<String> = args
         .languages
         .iter()
         .map(|l| l.trim().to_string())
         .filter(|l| !l.is_empty())
         .collect();
+    let languages = if flags.is_empty() {
+        config.languages.clone()
+    } else {
+        flags
+    };
     if languages.is_empty() {
-        bail!("no languages given: pass --languages, e.g. --languages eng,fra");
+        bail!("no languages given: pass --languages (e.g. --languages eng,fra) or a --config with `languages`");
     }
-    let cache_root = match &args.cache {
-        Some(dir) => dir.clone(),
-        None => cache::default_root().context(
-            "no cache directory (no $STATE_DIRECTORY, $XDG_CACHE_HOME or $HOME): pass --cache DIR",
-        )?,
+    let cache_root = match args.cache.clone().or_else(|| config.adapters.cache_root()) {
+        Some(dir) => dir,
+        None => bail!(
+            "no cache directory (no $STATE_DIRECTORY, $XDG_CACHE_HOME or $HOME): pass --cache DIR"
+        ),
     };
     let mut options = StoreOptions::new(cache_root);
-    options.source = Some(args.source.clone());
-    options.retry.attempts = args.attempts.max(1);
-    options.retry.initial_delay = Duration::from_millis(args.backoff_ms);
-    options.retry.max_delay = options.retry.max_delay.max(options.retry.initial_delay);
+    options.source = match &args.source {
+        Some(s) => Some(s.clone()),
+        None => config.adapters.source(),
+    };
+    options.retry = config.adapters.retry();
+    if let Some(n) = args.attempts {
+        options.retry.attempts = n.max(1);
+    }
+    if let Some(ms) = args.backoff_ms {
+        options.retry.initial_delay = Duration::from_millis(ms.max(1));
+        options.retry.max_delay = options.retry.max_delay.max(options.retry.initial_delay);
+    }
     Ok(Settings {
         model,
         languages,

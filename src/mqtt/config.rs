@@ -195,6 +195,12 @@ impl MqttConfig {
             Some(url) => Some(parse_broker_url(url).map_err(|r| err("broker", r))?),
             None => None,
         };
+        if broker.is_none() && self.embedded_listen.port() == 0 {
+            return Err(err(
+                "embedded_listen",
+                "needs a fixed port: subscribers must know where to connect",
+            ));
+        }
         topics::check_prefix(&self.prefix).map_err(|r| err("prefix", r))?;
         if let Some(id) = &self.device_id {
             topics::check_level(id).map_err(|r| err("device_id", r))?;
@@ -439,6 +445,7 @@ mod tests {
         };
         check(r#"{"broker": "http://x"}"#, "broker");
         check(r#"{"prefix": "a/#"}"#, "prefix");
+        check(r#"{"embedded_listen": "127.0.0.1:0"}"#, "embedded_listen");
         check(r#"{"device_id": "a/b"}"#, "device_id");
         check(r#"{"keep_alive_s": 1}"#, "keep_alive_s");
         check(r#"{"max_packet_bytes": 10}"#, "max_packet_bytes");

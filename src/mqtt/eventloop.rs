@@ -316,6 +316,7 @@ impl Loop {
         let mut p = self.shared.lock_pending();
         // Retained messages may be gone (broker restarted without persistence): say them again.
         p.state_dirty = true;
+        p.languages_dirty = p.languages.is_some();
         p.announce = self.ctx.config.ha_discovery;
     }
 
@@ -396,9 +397,12 @@ impl Loop {
 
     /// Hands queued work to rumqttc: state, discovery, stats, Hermes, then transcripts.
     fn submit_work(&mut self) {
-        let (state, announce, stats, hermes) = {
+        let (state, languages, announce, stats, hermes) = {
             let mut p = self.shared.lock_pending();
             let state = std::mem::take(&mut p.state_dirty).then(|| serde_json::to_vec(&p.state));
+            let languages = std::mem::take(&mut p.languages_dirty)
+                .then(|| p.languages.clone())
+                .flatten();
             let announce = std::mem::take(&mut p.announce);
             let stats = p.stats.take().map(|mut s| {
                 s.mqtt = self.shared.counters();
@@ -411,11 +415,14 @@ impl Loop {
                 .filter(|(queued, _)| queued.elapsed() <= HERMES_MAX_AGE)
                 .map(|(_, bytes)| bytes)
                 .collect();
-            (state, announce, stats, hermes)
+            (state, languages, announce, stats, hermes)
         };
         let t = self.shared.topics.clone();
         if let Some(Ok(state)) = state {
             self.publish(&t.state, QoS::AtLeastOnce, true, state);
+        }
+        if let Some(languages) = languages {
+            self.publish(&t.languages, QoS::AtLeastOnce, true, languages);
         }
         if announce {
             let msgs = discovery_messages(

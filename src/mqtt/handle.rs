@@ -95,6 +95,8 @@ impl Mqtt {
                     error: None,
                 },
                 state_dirty: true,
+                languages: None,
+                languages_dirty: false,
                 stats: None,
                 hermes: Default::default(),
                 announce: config.ha_discovery,
@@ -221,6 +223,20 @@ impl MqttHandle {
         self.shared.wake.notify_one();
     }
 
+    /// Publishes (retained) on `…/languages` where each configured language stands: the adapter
+    /// store's statuses, so a subscriber sees which languages are missing and why.
+    pub fn publish_languages<T: serde::Serialize + ?Sized>(&self, statuses: &T) {
+        match serde_json::to_vec(statuses) {
+            Ok(bytes) => {
+                let mut p = self.shared.lock_pending();
+                p.languages = Some(bytes);
+                p.languages_dirty = true;
+            }
+            Err(e) => log::error!("language statuses not serialisable: {e}"),
+        }
+        self.shared.wake.notify_one();
+    }
+
     /// The daemon could not apply `command` (e.g. the language's adapter is missing): the
     /// current state is re-published on `…/state` with `error` saying why.
     pub fn report_command_error(&self, command: &Command, message: impl Into<String>) {
@@ -329,6 +345,9 @@ pub(super) struct Shared {
 pub(super) struct Pending {
     pub state: StateMessage,
     pub state_dirty: bool,
+    /// `…/languages` payload (retained), re-sent after every reconnect like the state.
+    pub languages: Option<Vec<u8>>,
+    pub languages_dirty: bool,
     pub stats: Option<StatsMessage>,
     /// Hermes `textCaptured` payloads and when they were queued.
     pub hermes: std::collections::VecDeque<(Instant, Vec<u8>)>,

@@ -14,6 +14,8 @@ pub struct Topics {
     pub stats: String,
     /// Retained JSON: active language, listening, last command error.
     pub state: String,
+    /// Retained JSON: each configured language's adapter, ready or missing and why.
+    pub languages: String,
     pub set_language: String,
     pub set_listening: String,
     /// Home Assistant's birth/will topic (`<discovery_prefix>/status`).
@@ -32,6 +34,7 @@ impl Topics {
             status: format!("{base}/status"),
             stats: format!("{base}/stats"),
             state: format!("{base}/state"),
+            languages: format!("{base}/languages"),
             set_language: format!("{base}/set/language"),
             set_listening: format!("{base}/set/listening"),
             ha_status: format!("{ha_discovery_prefix}/status"),

@@ -1,8 +1,8 @@
 //! Microphone → VAD: the capture thread feeds the ring, the `vad` thread cuts utterances out of it and
 //! queues them for the recogniser (drop-oldest, counted).
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -30,6 +30,10 @@ pub struct Listener {
     vad_thread: Option<JoinHandle<()>>,
     utterances: DropOldest<Utterance>,
     ring_stats: Arc<RingStats>,
+    /// Samples the VAD has taken from the ring (written − consumed = the ring's depth).
+    consumed: Arc<AtomicU64>,
+    /// A new VAD configuration for the `vad` thread to switch to between utterances.
+    vad_update: Arc<Mutex<Option<VadConfig>>>,
 }
 
 impl Listener {
@@ -40,6 +44,9 @@ impl Listener {
         queue_len: usize,
     ) -> Result<Listener, ListenError> {
         let mut segmenter = Segmenter::new(vad, MODEL_RATE_HZ).map_err(ListenError::Vad)?;
+        let consumed = Arc::new(AtomicU64::new(0));
+        let vad_update: Arc<Mutex<Option<VadConfig>>> = Arc::new(Mutex::new(None));
+        let (consumed_by_vad, update) = (consumed.clone(), vad_update.clone());
         let (writer, mut reader) = ring(RING_SECONDS * MODEL_RATE_HZ as usize);
         let ring_stats = writer.stats().clone();
         let utterances = DropOldest::new(queue_len);
@@ -50,9 +57,12 @@ impl Listener {
             .spawn(move || {
                 let mut block = Vec::with_capacity(MODEL_RATE_HZ as usize);
                 let mut events = Vec::new();
+                // A replaced segmenter counts from 0 again; positions stay relative to capture start.
+                let mut base_sample = 0u64;
                 loop {
                     block.clear();
                     let read = reader.read(&mut block, Duration::from_millis(500));
+                    consumed_by_vad.fetch_add(block.len() as u64, Ordering::Relaxed);
                     if read == Read::Closed {
                         segmenter.finish(&mut events);
                     } else {
@@ -60,11 +70,28 @@ impl Listener {
                     }
                     for event in events.drain(..) {
                         match event {
-                            VadEvent::SpeechStart { start_sample } => log::debug!("vad: speech at sample {start_sample}"),
+                            VadEvent::SpeechStart { start_sample } => {
+                                log::debug!("vad: speech at sample {}", base_sample + start_sample)
+                            }
                             VadEvent::Utterance { start_sample, samples, end } => {
+                                let start_sample = base_sample + start_sample;
                                 if queue.push(Utterance { start_sample, samples, end }).is_some() {
                                     log::warn!("vad: recogniser behind, dropped the oldest queued utterance");
                                 }
+                            }
+                        }
+                    }
+                    // Reloaded thresholds take effect between utterances, never cutting one.
+                    if !segmenter.in_utterance() {
+                        let new = update.try_lock().ok().and_then(|mut u| u.take());
+                        if let Some(config) = new {
+                            match Segmenter::new(&config, MODEL_RATE_HZ) {
+                                Ok(s) => {
+                                    base_sample += segmenter.samples_seen();
+                                    segmenter = s;
+                                    log::info!("vad: new settings in effect");
+                                }
+                                Err(e) => log::error!("vad: new settings refused: {e}"),
                             }
                         }
                     }
@@ -81,7 +108,21 @@ impl Listener {
             vad_thread: Some(vad_thread),
             utterances,
             ring_stats,
+            consumed,
+            vad_update,
         })
+    }
+
+    /// Switches the VAD to `config` at the next pause (the utterance in progress is finished with
+    /// the old settings). `config` must be valid ([`VadConfig::validate`]).
+    pub fn set_vad(&self, config: VadConfig) {
+        *self.vad_update.lock().unwrap_or_else(|p| p.into_inner()) = Some(config);
+    }
+
+    /// Samples captured but not yet taken by the VAD.
+    pub fn ring_depth(&self) -> u64 {
+        let written = self.ring_stats.written_samples.load(Ordering::Relaxed);
+        written.saturating_sub(self.consumed.load(Ordering::Relaxed))
     }
 
     /// The queue of finished utterances; `pop` returns `None` once the source ended and all were taken.

@@ -1,4 +1,14 @@
-//! Wiring the stages together: microphone → VAD (→ recogniser → MQTT, with the daemon).
+//! Wiring the stages together: microphone → VAD → recogniser → MQTT.
+//!
+//! [`listen`] runs capture and the VAD, [`recognize`] the recogniser thread, [`daemon`] starts
+//! everything and runs the control loop (`edgescribe run`); [`queue`] is the bounded hand-over
+//! between threads.
 
+mod control;
+pub mod daemon;
+mod languages;
 pub mod listen;
 pub mod queue;
+pub mod recognize;
+pub mod record;
+mod stats;

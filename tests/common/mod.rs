@@ -104,6 +104,7 @@ pub fn edgescribe_command() -> std::process::Command {
         _ => std::process::Command::new(exe),
     }
 }
+pub mod daemon;
 pub mod mosquitto;
 pub mod mqtt_node;
 pub mod subscriber;

@@ -6,6 +6,7 @@
 mod common;
 
 mod cli;
+mod daemon;
 mod server;
 mod store;
 

@@ -109,6 +109,11 @@ impl Server {
             .insert(file.into(), fault);
     }
 
+    /// Ends an [`Server::always`] fault: the file is served normally again.
+    pub fn heal(&self, file: &str) {
+        self.shared.lock().unwrap().always.remove(file);
+    }
+
     pub fn ignore_range(&self) {
         self.shared.lock().unwrap().ignore_range = true;
     }

@@ -1,0 +1,224 @@
+//! What the control loop does besides starting and stopping: MQTT commands, adapter pulls,
+//! SIGHUP reloads and the periodic stats.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::asr::store::LanguageStatus;
+use crate::mqtt::{Command, DaemonStats, DeviceState, Mqtt};
+
+use super::daemon::{self, Daemon, Event};
+use super::languages::{self, Loaded};
+
+impl Daemon {
+    pub(super) fn command(&mut self, cmd: Command) {
+        match &cmd {
+            Command::SetListening(on) => {
+                self.shared.listening.store(*on, Ordering::Relaxed);
+                log::info!("listening {}", if *on { "on" } else { "off" });
+                self.publish_state();
+            }
+            Command::SetLanguage(lang) => {
+                // Loaded already: a pointer swap. Configured but missing: pull it first (on a
+                // thread; the control loop keeps feeding the watchdog meanwhile).
+                let switched = self
+                    .shared
+                    .with_recognizer(|r| r.set_language(lang).is_ok());
+                if switched {
+                    log::info!("language now {lang}");
+                    self.publish_state();
+                } else {
+                    log::info!("language {lang} asked for but not here yet: pulling its adapter");
+                    self.pull(vec![lang.clone()], Some(lang.clone()));
+                }
+            }
+        }
+    }
+
+    /// Starts an `adapter-pull` thread; its result comes back as [`Event::Pulled`].
+    fn pull(&self, langs: Vec<String>, activate: Option<String>) {
+        let (engine, store, events) =
+            (self.engine.clone(), self.store.clone(), self.events.clone());
+        let spawned = std::thread::Builder::new()
+            .name("adapter-pull".into())
+            .spawn(move || {
+                let result = languages::load(&engine, &store, &langs).map_err(|e| e.to_string());
+                let _ = events.send(Event::Pulled { activate, result });
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start an adapter pull: {e}");
+        }
+    }
+
+    pub(super) fn pulled(&mut self, activate: Option<String>, result: Result<Loaded, String>) {
+        let loaded = match result {
+            Ok(l) => l,
+            Err(e) => {
+                log::error!("adapter pull: {e}");
+                if let Some(lang) = activate {
+                    self.shared
+                        .mqtt()
+                        .report_command_error(&Command::SetLanguage(lang), e);
+                }
+                return;
+            }
+        };
+        for status in &loaded.statuses {
+            match self.statuses.iter_mut().find(|s| s.lang == status.lang) {
+                Some(s) => *s = status.clone(),
+                None => self.statuses.push(status.clone()),
+            }
+        }
+        let configured = daemon::configured_languages(&self.config, &self.engine);
+        self.statuses.retain(|s| configured.contains(&s.lang));
+        self.shared.with_recognizer(|r| {
+            for pack in loaded.packs {
+                r.add_language(pack);
+            }
+        });
+        self.shared.mqtt().publish_languages(&self.statuses);
+        if let Some(lang) = activate {
+            match self.shared.with_recognizer(|r| r.set_language(&lang)) {
+                Ok(()) => {
+                    log::info!("language now {lang}");
+                    self.publish_state();
+                }
+                Err(_) => {
+                    let why = loaded.statuses.iter().find(|s| s.lang == lang).map_or_else(
+                        || format!("{lang}: not available"),
+                        LanguageStatus::to_string,
+                    );
+                    self.shared
+                        .mqtt()
+                        .report_command_error(&Command::SetLanguage(lang), why);
+                }
+            }
+        } else {
+            // After a reload: the active language may have left the list.
+            let active = self.shared.with_recognizer(|r| r.language().to_string());
+            if !configured.contains(&active) {
+                let next = configured
+                    .iter()
+                    .find(|l| self.shared.with_recognizer(|r| r.set_language(l).is_ok()));
+                match next {
+                    Some(l) => log::info!("{active} is no longer configured: language now {l}"),
+                    None => log::warn!("{active} is no longer configured but no other language is available: keeping it"),
+                }
+            }
+            self.publish_state();
+        }
+        let status = self.status_line();
+        self.notify.status(&status);
+    }
+
+    fn publish_state(&self) {
+        let language = self.shared.with_recognizer(|r| r.language().to_string());
+        self.shared.mqtt().publish_state(DeviceState {
+            language,
+            listening: self.shared.listening.load(Ordering::Relaxed),
+        });
+    }
+
+    /// SIGHUP: read the file again. Languages, `[vad]`, `[mqtt]`, `[adapters]` and `[record]` take
+    /// effect; `[model]` and `[audio]` need a restart (said in the log). A bad file changes nothing.
+    pub(super) fn reload(&mut self) {
+        self.notify.reloading();
+        let new = match self.options.load_config() {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("reload refused, the running configuration stays: {e:#}");
+                let status = self.status_line();
+                self.notify.ready(&status);
+                return;
+            }
+        };
+        log::info!("reloading the configuration");
+        if new.model != self.config.model {
+            log::warn!("reload: [model] changes need a restart (systemctl restart edgescribe)");
+        }
+        if new.audio != self.config.audio && self.options.input.is_none() {
+            log::warn!("reload: [audio] changes need a restart (systemctl restart edgescribe)");
+        }
+        if new.vad != self.config.vad {
+            self.listener.set_vad(new.vad.clone());
+        }
+        if new.record != self.config.record {
+            let recorder = daemon::start_recorder(&new).unwrap_or_else(|e| {
+                log::error!("reload: {e:#}; recording off");
+                None
+            });
+            *self
+                .shared
+                .recorder
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = recorder;
+        }
+        if new.adapters != self.config.adapters {
+            match daemon::open_store(&new, &self.engine, &self.cancel) {
+                Ok(store) => self.store = Arc::new(store),
+                Err(e) => log::error!("reload: adapters: {e:#}; keeping the previous settings"),
+            }
+        }
+        let old_langs = daemon::configured_languages(&self.config, &self.engine);
+        let langs = daemon::configured_languages(&new, &self.engine);
+        if new.mqtt != self.config.mqtt || langs != old_langs {
+            let active = self.shared.with_recognizer(|r| r.language().to_string());
+            let active = if langs.contains(&active) {
+                active
+            } else {
+                langs[0].clone()
+            };
+            let info = daemon::device_info(&langs, &active, &self.model_name);
+            match Mqtt::start(&new.mqtt, info) {
+                Ok((handle, commands)) => {
+                    daemon::swap_mqtt(&self.shared, handle);
+                    if let Err(e) = daemon::forward_commands(commands, self.events.clone()) {
+                        log::error!("reload: cannot start the MQTT command thread: {e}");
+                    }
+                }
+                Err(e) => {
+                    log::error!("reload: mqtt: {e}; keeping the previous connection");
+                    return self.finish_reload();
+                }
+            }
+        }
+        self.config = new;
+        // Every configured language again: new ones are pulled, missing ones retried.
+        self.pull(langs, None);
+        self.finish_reload();
+    }
+
+    fn finish_reload(&mut self) {
+        let status = self.status_line();
+        self.notify.ready(&status);
+    }
+
+    pub(super) fn publish_stats(&mut self) {
+        let c = &self.shared.counters;
+        let rtf = self.stats.real_time_factor(
+            c.audio_ms.load(Ordering::Relaxed),
+            c.processing_ms.load(Ordering::Relaxed),
+        );
+        let queue = self.listener.utterances();
+        let stats = DaemonStats {
+            uptime_s: self.started.elapsed().as_secs(),
+            utterances: c.utterances.load(Ordering::Relaxed),
+            real_time_factor: rtf,
+            audio_queue_depth: self.listener.ring_depth() as usize,
+            asr_queue_depth: queue.len(),
+            dropped_frames: self.listener.dropped_samples(),
+            dropped_utterances: queue.dropped(),
+            xruns: self
+                .listener
+                .source_stats()
+                .map_or(0, |s| s.xruns.load(Ordering::Relaxed)),
+        };
+        self.shared.mqtt().publish_stats(stats);
+        let status = format!(
+            "{}; {} transcripts",
+            self.status_line(),
+            c.utterances.load(Ordering::Relaxed)
+        );
+        self.notify.status(&status);
+    }
+}

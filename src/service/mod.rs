@@ -1,0 +1,10 @@
+//! Living under a service manager: systemd's notify protocol and watchdog, and signals.
+//!
+//! The daemon never forks and never daemonises itself: systemd (`Type=notify`) starts it in the
+//! foreground, learns it is ready from `READY=1`, and collects stderr into the journal.
+
+pub mod notify;
+pub mod signals;
+
+pub use notify::{Notifier, Watchdog};
+pub use signals::{Signal, Signals};
