@@ -18,9 +18,10 @@ pub struct VadConfig {
     /// Cut-off of the low-pass filter applied before measuring energy. Voiced speech has most of its
     /// energy below it, broadband hiss does not: measuring the band gains several dB of SNR in hiss.
     pub lowpass_hz: f32,
-    /// A frame starts speech when it is this far above the noise floor. Both thresholds are further
-    /// raised by 1.5 times the noise's spread (its frames' standard deviation in dB): little for steady
-    /// hiss or a fan, several dB for babble, whose peaks would otherwise open utterances.
+    /// A frame starts speech when it is this far above the noise floor (the noise's mean level). Both
+    /// thresholds are further raised by half the noise's spread (its frames' standard deviation in dB):
+    /// next to nothing for steady hiss or a fan, about 2 dB for babble, whose peaks would otherwise
+    /// open utterances.
     pub onset_db: f32,
     /// Inside an utterance, a frame still counts as speech while it is this far above the noise floor.
     /// Lower than `onset_db`: the hysteresis keeps weak syllables from chopping an utterance.
@@ -52,8 +53,8 @@ impl Default for VadConfig {
             frame_ms: 20,
             highpass_hz: 100.0,
             lowpass_hz: 4000.0,
-            onset_db: 6.0,
-            offset_db: 3.0,
+            onset_db: 5.0,
+            offset_db: 4.0,
             min_level_dbfs: -60.0,
             min_speech_ms: 100,
             hangover_ms: 400,

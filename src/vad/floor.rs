@@ -1,27 +1,75 @@
 //! Adaptive noise floor: the typical level of the quiet part of the last few seconds.
 //!
-//! Two steps over a window of recent frames (`floor_window_s`):
+//! Three steps over a window of recent frames (`floor_window_s`):
 //! 1. The minimum of the energy averaged over `SMOOTHING_MS` (minimum statistics). Speech always has
 //!    quiet gaps (between words, breaths), so this stays at the background level during speech, while
 //!    stationary noise (a fan, a fridge) has no gaps and becomes the minimum once it has lasted a window.
 //!    It drops at once when the room gets quieter.
-//! 2. The mean power of the frames less than `NOISE_BAND_DB` above that minimum. The minimum alone lies
-//!    well below the typical level of a fluctuating noise (5 dB for a fan's hum, 10 dB for babble), and
-//!    thresholds above it would let the noise's own peaks open utterances; the mean of the quiet frames is
-//!    its typical level, and speech frames (far above the minimum) do not enter it.
+//! 2. The frames less than `NOISE_BAND_DB` above that minimum: a first guess at which frames are noise.
+//! 3. That guess refined by clipping, `CLIP_PASSES` times: the frames less than `CLIP_SPREADS` standard
+//!    deviations (in dB) above the mean of the previous guess. For steady noise (spread under 1 dB) this
+//!    narrows the guess to the noise itself; for babble, whose frames spread far above and below their
+//!    typical level, it widens it. The minimum of babble is set by its dips (when most talkers pause),
+//!    10 dB and more below its typical level, so the band above the minimum held only the quieter half
+//!    of the noise, and the floor sat several dB under the babble: inside an utterance its ordinary
+//!    frames then read as speech and the utterance ran on into the noise. Two passes and no more: with
+//!    speech only 5 dB above babble, clipping until nothing changes climbs into the speech.
 //!
-//! Beside the floor, the spread (standard deviation, in dB) of those quiet frames: the segmenter raises
-//! its thresholds by a multiple of it, so that they sit just above steady hiss (spread under 1 dB) but
-//! clear of the peaks of babble (3 dB or more).
+//! The floor is the mean power of the frames of step 3, the spread their standard deviation in dB. The
+//! segmenter raises its thresholds by a multiple of the spread, a little more for babble than for hiss.
 //!
-//! The window is a preallocated ring; each frame costs one pass over it (150 frames by default), about
-//! a microsecond.
+//! The window is a preallocated ring; each frame costs `2 + CLIP_PASSES` passes over it (150 frames by
+//! default), a few microseconds.
 
 /// Span of the power average whose minimum is tracked.
 pub const SMOOTHING_MS: u32 = 100;
 
-/// Frames up to this far above the minimum are taken as noise for the mean.
+/// Frames up to this far above the minimum are the first guess at the noise (step 2).
 const NOISE_BAND_DB: f32 = 8.0;
+
+/// Refinements of that guess (step 3).
+const CLIP_PASSES: usize = 2;
+
+/// A refinement keeps the frames up to this many standard deviations above the previous guess's mean.
+const CLIP_SPREADS: f32 = 2.0;
+
+/// Statistics of the frames of the window up to some level: the noise, as far as it is known.
+#[derive(Debug, Clone, Copy)]
+struct NoiseStats {
+    mean_power: f64,
+    mean_db: f32,
+    spread_db: f32,
+}
+
+impl NoiseStats {
+    /// Statistics of the frames at or below `max_dbfs`; `None` if there are none.
+    fn of(window: &[(f32, f32)], max_dbfs: f32) -> Option<NoiseStats> {
+        let (mut sum, mut sum_db, mut sum_db2, mut n) = (0.0f64, 0.0f64, 0.0f64, 0usize);
+        for &(db, _) in window.iter().filter(|f| f.0 <= max_dbfs) {
+            sum += power(db);
+            sum_db += db as f64;
+            sum_db2 += (db as f64).powi(2);
+            n += 1;
+        }
+        if n == 0 {
+            return None;
+        }
+        let mean_db = sum_db / n as f64;
+        Some(NoiseStats {
+            mean_power: sum / n as f64,
+            mean_db: mean_db as f32,
+            spread_db: (sum_db2 / n as f64 - mean_db * mean_db).max(0.0).sqrt() as f32,
+        })
+    }
+}
+
+fn power(db: f32) -> f64 {
+    10f64.powf(db as f64 / 10.0)
+}
+
+fn to_db(power: f64) -> f32 {
+    (10.0 * power.log10()) as f32
+}
 
 #[derive(Debug, Clone)]
 pub struct NoiseFloor {
@@ -56,8 +104,6 @@ impl NoiseFloor {
 
     /// Takes one frame's energy (dBFS) and returns the updated floor (dBFS).
     pub fn update(&mut self, energy_dbfs: f32) -> f32 {
-        let power = |db: f32| 10f64.powf(db as f64 / 10.0);
-        let to_db = |p: f64| (10.0 * p.log10()) as f32;
         self.recent[self.recent_next] = power(energy_dbfs);
         self.recent_next = (self.recent_next + 1) % self.recent.len();
         self.recent_filled = (self.recent_filled + 1).min(self.recent.len());
@@ -72,22 +118,21 @@ impl NoiseFloor {
         let frames = &self.window[..self.filled];
         let min = frames.iter().map(|f| f.1).fold(f32::INFINITY, f32::min);
         self.min_dbfs = min;
-        let (mut sum, mut sum_db, mut sum_db2, mut n) = (0.0f64, 0.0f64, 0.0f64, 0usize);
-        for f in frames.iter().filter(|f| f.0 <= min + NOISE_BAND_DB) {
-            sum += power(f.0);
-            sum_db += f.0 as f64;
-            sum_db2 += (f.0 as f64).powi(2);
-            n += 1;
+        // A smoothed value is a mean of frames of the window, so at least one frame is at or below it.
+        let mut stats = NoiseStats::of(frames, min + NOISE_BAND_DB);
+        for _ in 0..CLIP_PASSES {
+            let Some(s) = stats else { break };
+            // Some frame is at or below the mean, but rounding could leave none at or below a mean
+            // of identical values: then the last guess stands.
+            match NoiseStats::of(frames, s.mean_db + CLIP_SPREADS * s.spread_db) {
+                Some(next) => stats = Some(next),
+                None => break,
+            }
         }
-        // A smoothed value is a mean of frames, so at least one frame is at or below it.
-        if n > 0 {
-            self.floor_dbfs = to_db(sum / n as f64);
-            let mean_db = sum_db / n as f64;
-            self.spread_db = (sum_db2 / n as f64 - mean_db * mean_db).max(0.0).sqrt() as f32;
-        } else {
-            self.floor_dbfs = min;
-            self.spread_db = 0.0;
-        }
+        (self.floor_dbfs, self.spread_db) = match stats {
+            Some(s) => (to_db(s.mean_power), s.spread_db),
+            None => (min, 0.0),
+        };
         self.floor_dbfs
     }
 
@@ -136,6 +181,44 @@ mod tests {
             f.update(if i % 50 == 0 { -60.0 } else { -20.0 });
         }
         assert!((f.floor_dbfs() + 60.0).abs() < 1e-3, "{}", f.floor_dbfs());
+    }
+
+    #[test]
+    fn the_floor_of_babble_with_deep_dips_is_its_typical_level() {
+        // Babble: frames spread over 8 dB around -50 dBFS, and now and then a dip of 200 ms, 12 dB
+        // down, when most talkers pause. The dips set the minimum; the band above it alone would hold
+        // only the quieter frames (a floor near -56 dBFS).
+        let levels = [
+            -54.0, -52.0, -50.0, -48.0, -46.0, -50.0, -53.0, -47.0, -51.0, -49.0,
+        ];
+        let frame = |i: usize| if i % 100 < 10 { -62.0 } else { levels[i % 10] };
+        let mut f = NoiseFloor::new(150, 5);
+        for i in 0..600 {
+            f.update(frame(i));
+        }
+        let all: Vec<f32> = (450..600).map(frame).collect();
+        let mean_power = all.iter().map(|&d| power(d)).sum::<f64>() / all.len() as f64;
+        let typical = to_db(mean_power);
+        assert!(f.min_dbfs() < -61.0, "{}", f.min_dbfs());
+        assert!(
+            (f.floor_dbfs() - typical).abs() < 1.0,
+            "floor {} vs typical level {typical}",
+            f.floor_dbfs()
+        );
+        assert!((2.0..5.0).contains(&f.spread_db()), "{}", f.spread_db());
+    }
+
+    #[test]
+    fn steady_hiss_keeps_a_narrow_floor() {
+        // Hiss with a spread under 1 dB: clipping narrows the first guess, it does not widen it, and a
+        // louder event inside the band above the minimum (a soft voice 6 dB up) stays out of the floor.
+        let mut f = NoiseFloor::new(150, 5);
+        for i in 0..300 {
+            let hiss = [-70.5, -70.0, -69.5, -70.2, -69.8][i % 5];
+            f.update(if i % 50 < 5 { -64.0 } else { hiss });
+        }
+        assert!((f.floor_dbfs() + 70.0).abs() < 0.3, "{}", f.floor_dbfs());
+        assert!(f.spread_db() < 0.5, "{}", f.spread_db());
     }
 
     #[test]

@@ -22,8 +22,10 @@ const RUN_GAP_MS: u32 = 100;
 /// of loud frames restarts: separate clicks never add up to speech.
 const CHAIN_GAP_MS: u32 = 300;
 
-/// Both thresholds are raised by this many times the spread (in dB) of the noise: see `floor.rs`.
-pub(super) const SPREAD_WEIGHT: f32 = 1.5;
+/// Both thresholds are raised by this many times the spread (in dB) of the noise (see `floor.rs`):
+/// next to nothing for steady hiss (spread under 1 dB), 2 dB for babble (spread about 4 dB). The floor
+/// is the noise's mean, so the spread need not lift the thresholds over the noise's peaks on its own.
+pub(super) const SPREAD_WEIGHT: f32 = 0.5;
 
 const IDLE: State = State::Idle {
     run: 0,

@@ -527,3 +527,46 @@ fn frame_decisions_mark_speech_frames() {
     assert!(speech.len() > active.len());
     assert!(frames.iter().any(|f| f.in_utterance));
 }
+
+/// Babble: `talkers` synthetic voices summed, scaled to `dbfs`. Its frames spread over several dB,
+/// with dips where most voices pause at once.
+fn babble(rng: &mut Rng, n: usize, talkers: usize, dbfs: f32) -> Vec<f32> {
+    let mut x = vec![0.0; n];
+    for _ in 0..talkers {
+        let (voice, _) = speech(rng, n as f32 / RATE as f32 + 1.0, -30.0);
+        let offset = (rng.unit() * RATE as f32) as usize;
+        mix(&mut x, 0, &voice[offset..offset + n]);
+    }
+    scale_to(x, dbfs)
+}
+
+#[test]
+fn an_utterance_in_babble_ends_with_the_speech_not_in_the_babble() {
+    let c = VadConfig::default();
+    let mut rng = Rng(18);
+    let mut x = babble(&mut rng, ms(20_000), 5, -50.0);
+    let (phrase, _) = speech(&mut rng, 2.5, -30.0);
+    let at = ms(8_000);
+    mix(&mut x, at, &phrase);
+    let u = segment_in(&c, &x, 160);
+    let near: Vec<&Utt> = u
+        .iter()
+        .filter(|u| u.end_sample() > at - ms(1000) && u.start < at + phrase.len())
+        .collect();
+    assert_eq!(near.len(), 1, "{u:?}");
+    // The onset is kept, and the utterance ends within the hangover of the phrase's end (babble's
+    // ordinary frames do not keep it open). The last syllable fades out into the babble: its last
+    // tens of ms may be left out.
+    assert!(near[0].start <= at, "{near:?}");
+    let end = at + phrase.len();
+    assert!(
+        near[0].end_sample() + ms(100) >= end,
+        "{near:?}, phrase ends at {end}"
+    );
+    assert!(
+        near[0].end_sample() <= end + ms(c.hangover_ms as u64 + 200),
+        "{near:?}, phrase ends at {end}"
+    );
+    // The babble alone opens nothing.
+    assert!(u.iter().all(|u| u.end_sample() > at - ms(1000)), "{u:?}");
+}
