@@ -10,6 +10,7 @@ use super::adapter::LanguagePack;
 use super::ctc::{greedy_decode, Decoded};
 use super::features::normalize_into;
 use super::manifest::Manifest;
+use super::optimize::{self, Passes};
 use super::vocab::Vocabularies;
 use super::AsrError;
 
@@ -57,6 +58,16 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Loads the export in `dir` (see `models/export.py`) and optimises it for every input length.
     pub fn load(dir: &Path, options: &EngineOptions) -> Result<Engine, AsrError> {
+        Engine::load_with_passes(dir, options, Passes::ALL)
+    }
+
+    /// [`Engine::load`] with a choice of our passes over tract's optimised model (see
+    /// [`super::optimize`]); `Passes::NONE` is stock tract, the reference they are tested against.
+    pub fn load_with_passes(
+        dir: &Path,
+        options: &EngineOptions,
+        passes: Passes,
+    ) -> Result<Engine, AsrError> {
         if !dir.is_dir() {
             return Err(AsrError::model_file(
                 dir,
@@ -71,6 +82,7 @@ impl Engine {
             &manifest,
             &onnx_path,
             &dir.join(super::manifest::MANIFEST_FILE),
+            passes,
         )?;
         let executor = if options.threads > 1 {
             Executor::multithread_with_name(options.threads, "edgescribe-asr")
@@ -183,6 +195,7 @@ fn build_plan(
     manifest: &Manifest,
     onnx_path: &Path,
     manifest_path: &Path,
+    passes: Passes,
 ) -> Result<Arc<TypedSimplePlan>, AsrError> {
     let mismatch = |reason: String| AsrError::ManifestMismatch {
         path: manifest_path.to_path_buf(),
@@ -248,7 +261,14 @@ fn build_plan(
             .set_input_fact(ix + 1, f32::fact(&spec.shape).into())
             .map_err(AsrError::engine)?;
     }
-    let typed = model.into_optimized().map_err(AsrError::engine)?;
+    let t0 = std::time::Instant::now();
+    let mut typed = model.into_optimized().map_err(AsrError::engine)?;
+    let optimized_s = t0.elapsed().as_secs_f64();
+    let applied = optimize::apply(&mut typed, passes).map_err(AsrError::engine)?;
+    log::debug!(
+        "model optimised in {optimized_s:.2} s, then our passes in {:.2} s: {applied:?}",
+        t0.elapsed().as_secs_f64() - optimized_s
+    );
     let hidden = typed
         .output_fact(0)
         .map_err(AsrError::engine)?

@@ -12,6 +12,7 @@ mod engine;
 mod error;
 pub mod features;
 pub mod manifest;
+pub mod optimize;
 mod recognizer;
 pub mod store;
 pub mod vocab;
