@@ -18,6 +18,6 @@ pub mod store;
 pub mod vocab;
 
 pub use adapter::LanguagePack;
-pub use engine::{Engine, EngineOptions, Logits};
+pub use engine::{Engine, EngineOptions, LoadTimings, Logits};
 pub use error::AsrError;
 pub use recognizer::{Recognizer, Transcript, Word};
