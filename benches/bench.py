@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Benchmark harness: edgescribe (tract) beside onnxruntime on the same ONNX file and the same audio.
 
-    python3 benches/bench.py --model DIR [--seconds 5] [--runs 3] [--threads 2] [--binary PATH]
+    python3 benches/bench.py --model DIR [--model DIR2 ...] [--stock] [--seconds 5] [--runs 3] [--threads 2]
 
 Each engine runs in its own child process, so peak RSS (the kernel's ru_maxrss of that child) is its own:
   load_s   parse + optimise the model (and, for edgescribe, read the adapter), until ready to run
   run_s    median of --runs timed runs after one warm-up, for the audio given
   RTF      run_s / audio seconds
+  load + first run   what a fresh process pays before its first transcript
+  --stock  adds tract without edgescribe's passes over the optimised model (src/asr/optimize)
 The ratios compare edgescribe to onnxruntime measured in the same run on the same machine, which is the
 only comparison that means anything on a shared or thermally throttled machine.
 Needs: numpy, onnxruntime, safetensors (models/requirements.txt) and a release build of edgescribe.
@@ -94,46 +96,78 @@ def ort_child(model_dir: Path, wav_path: Path, runs: int, threads: int, lang: st
                       "runs": runs}))
 
 
+def size_label(manifest: dict) -> str:
+    arch = manifest["architecture"]
+    shape = (arch["num_hidden_layers"], arch["hidden_size"])
+    return {(24, 1024): "300M", (48, 1280): "1B"}.get(shape, f"{shape[0]}x{shape[1]}")
+
+
+def bench_model(args, model: Path, wav_path: Path) -> list[dict]:
+    """One model: onnxruntime, then (with --stock) stock tract, then edgescribe; one child each."""
+    lang = ["--lang", args.lang] if args.lang else []
+    common = ["--model", str(model), "--wav", str(wav_path), "--runs", str(args.runs),
+              "--threads", str(args.threads)] + lang
+    rows = []
+    res, rss = run_child([sys.executable, __file__, "--ort-child"] + common)
+    rows.append(dict(res, rss=rss))
+    variants = (["stock"] if args.stock else []) + ["all"]
+    for passes in variants:
+        res, rss = run_child([str(args.binary), "bench", "--passes", passes] + common)
+        rows.append(dict(res, rss=rss))
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, type=Path)
+    ap.add_argument("--model", required=True, type=Path, action="append",
+                    help="exported model directory (repeat for several sizes)")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lang")
+    ap.add_argument("--stock", action="store_true", help="also run tract without edgescribe's passes")
     ap.add_argument("--binary", type=Path, default=ROOT / "target/release/edgescribe")
     ap.add_argument("--wav", type=Path, help="audio to use instead of generated noise")
     ap.add_argument("--ort-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.ort_child:
-        ort_child(args.model, args.wav, args.runs, args.threads, args.lang)
+        ort_child(args.model[0], args.wav, args.runs, args.threads, args.lang)
         return 0
     if not args.binary.exists():
         raise SystemExit(f"bench: {args.binary} missing: cargo build --release first")
 
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
         wav_path = args.wav or Path(tmp) / "bench.wav"
         if not args.wav:
             write_test_audio(wav_path, args.seconds)
-        lang = ["--lang", args.lang] if args.lang else []
-        es, es_rss = run_child([str(args.binary), "bench", "--model", str(args.model), "--wav", str(wav_path),
-                                "--runs", str(args.runs), "--threads", str(args.threads)] + lang)
-        ort_res, ort_rss = run_child([sys.executable, __file__, "--ort-child", "--model", str(args.model),
-                                      "--wav", str(wav_path), "--runs", str(args.runs),
-                                      "--threads", str(args.threads)] + lang)
+        for model in args.model:
+            manifest = json.loads((model / "manifest.json").read_text())
+            graph_bytes = sum(f["size"] for name, f in manifest["files"].items() if name.startswith("model."))
+            results.append((model, manifest, graph_bytes, bench_model(args, model, wav_path)))
 
-    manifest = json.loads((args.model / "manifest.json").read_text())
-    graph_bytes = sum(f["size"] for name, f in manifest["files"].items() if name.startswith("model."))
-    print(f"model: {args.model} ({manifest['graph']['quantization']}, {graph_bytes / 1e6:.1f} MB graph), "
-          f"{es['audio_s']:.1f} s audio, {args.threads} threads, median of {args.runs} runs")
-    print("| engine | run (s) | RTF | load + optimise (s) | peak RSS (MB) | RSS / graph file |")
-    print("|---|---|---|---|---|---|")
-    for name, r, rss in ((ort_res["engine"], ort_res, ort_rss), (es["engine"], es, es_rss)):
-        print(f"| {name} | {r['run_s']:.3f} | {r['rtf']:.3f} | {r['load_s']:.2f} | {rss / 1e6:.0f} | "
-              f"{rss / graph_bytes:.2f} |")
-    print(f"ratios edgescribe / onnxruntime: run {es['run_s'] / ort_res['run_s']:.2f}x, "
-          f"load {es['load_s'] / ort_res['load_s']:.2f}x, peak RSS {es_rss / ort_rss:.2f}x")
+    load1 = os.getloadavg()[0]
+    audio_s = results[0][3][0]["audio_s"]
+    print(f"{audio_s:.1f} s audio, {args.threads} threads, median of {args.runs} runs after one warm-up; "
+          f"{os.cpu_count()} CPUs, load average {load1:.2f} at the end")
+    print("| size (int8 file) | engine | run (s) | RTF | load (s) | load + first run (s) | peak RSS (MB) "
+          "| RSS / file | run vs ort | load + first run vs ort |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for model, manifest, graph_bytes, rows in results:
+        ort = rows[0]
+        for r in rows:
+            whole = r["load_s"] + r["first_run_s"]
+            ort_whole = ort["load_s"] + ort["first_run_s"]
+            print(f"| {size_label(manifest)} ({graph_bytes / 1e6:.0f} MB) | {r['engine']} | {r['run_s']:.3f} | "
+                  f"{r['rtf']:.3f} | {r['load_s']:.2f} | {whole:.2f} | {r['rss'] / 1e6:.0f} | "
+                  f"{r['rss'] / graph_bytes:.2f} | {r['run_s'] / ort['run_s']:.2f}x | {whole / ort_whole:.2f}x |")
+    for model, manifest, _, rows in results:
+        for r in rows:
+            if "load_timings" in r:
+                t = r["load_timings"]
+                print(f"load breakdown {size_label(manifest)} {r['engine']}: " +
+                      ", ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in t.items()))
     return 0
 
 

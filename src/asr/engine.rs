@@ -10,6 +10,7 @@ use super::adapter::LanguagePack;
 use super::ctc::{greedy_decode, Decoded};
 use super::features::normalize_into;
 use super::manifest::Manifest;
+use super::optimize::{self, Passes};
 use super::vocab::Vocabularies;
 use super::AsrError;
 
@@ -44,6 +45,22 @@ pub struct Engine {
     vocabs: Vocabularies,
     plan: Arc<TypedSimplePlan>,
     executor: Executor,
+    load_timings: LoadTimings,
+}
+
+/// Where load time went, in seconds (for `edgescribe bench` and the start-up work).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct LoadTimings {
+    /// ONNX parse, weights read, types and shapes inferred.
+    pub parse_s: f64,
+    /// tract's `declutter` passes.
+    pub declutter_s: f64,
+    /// tract's codegen passes (kernel selection, weight packing).
+    pub codegen_s: f64,
+    /// Our passes (`super::optimize`).
+    pub passes_s: f64,
+    /// Execution plan.
+    pub plan_s: f64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -57,6 +74,16 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Loads the export in `dir` (see `models/export.py`) and optimises it for every input length.
     pub fn load(dir: &Path, options: &EngineOptions) -> Result<Engine, AsrError> {
+        Engine::load_with_passes(dir, options, Passes::ALL)
+    }
+
+    /// [`Engine::load`] with a choice of our passes over tract's optimised model (see
+    /// [`super::optimize`]); `Passes::NONE` is stock tract, the reference they are tested against.
+    pub fn load_with_passes(
+        dir: &Path,
+        options: &EngineOptions,
+        passes: Passes,
+    ) -> Result<Engine, AsrError> {
         if !dir.is_dir() {
             return Err(AsrError::model_file(
                 dir,
@@ -67,10 +94,11 @@ impl Engine {
         let onnx_path = manifest.check_file(dir, &manifest.graph.file)?;
         let vocab_path = manifest.check_file(dir, &manifest.vocab.file)?;
         let vocabs = Vocabularies::load(&vocab_path, &manifest.vocab)?;
-        let plan = build_plan(
+        let (plan, load_timings) = build_plan(
             &manifest,
             &onnx_path,
             &dir.join(super::manifest::MANIFEST_FILE),
+            passes,
         )?;
         let executor = if options.threads > 1 {
             Executor::multithread_with_name(options.threads, "edgescribe-asr")
@@ -83,7 +111,12 @@ impl Engine {
             vocabs,
             plan,
             executor,
+            load_timings,
         })
+    }
+
+    pub fn load_timings(&self) -> LoadTimings {
+        self.load_timings
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -128,20 +161,7 @@ impl Engine {
 
     /// Runs the model on 16 kHz mono samples (any scale; they are normalised here).
     pub fn logits(&self, pack: &LanguagePack, samples: &[f32]) -> Result<Logits, AsrError> {
-        let min_samples = self.manifest.min_samples();
-        if samples.len() < min_samples {
-            return Err(AsrError::AudioTooShort {
-                samples: samples.len(),
-                min_samples,
-            });
-        }
-        let mut normalized = Vec::with_capacity(samples.len());
-        normalize_into(samples, self.manifest.audio.normalize_eps, &mut normalized);
-        let audio =
-            Tensor::from_shape(&[1, normalized.len()], &normalized).map_err(AsrError::engine)?;
-
-        let mut inputs: TVec<TValue> = tvec![audio.into()];
-        inputs.extend(pack.inputs.iter().cloned());
+        let inputs = self.inputs(pack, samples)?;
         let outputs = multithread_tract_scope(self.executor.clone(), || self.plan.run(inputs))
             .map_err(AsrError::engine)?;
         let hidden = outputs[0]
@@ -170,6 +190,51 @@ impl Engine {
         })
     }
 
+    /// The graph inputs for `samples` (normalised) and the pack's adapters.
+    fn inputs(&self, pack: &LanguagePack, samples: &[f32]) -> Result<TVec<TValue>, AsrError> {
+        let min_samples = self.manifest.min_samples();
+        if samples.len() < min_samples {
+            return Err(AsrError::AudioTooShort {
+                samples: samples.len(),
+                min_samples,
+            });
+        }
+        let mut normalized = Vec::with_capacity(samples.len());
+        normalize_into(samples, self.manifest.audio.normalize_eps, &mut normalized);
+        let audio =
+            Tensor::from_shape(&[1, normalized.len()], &normalized).map_err(AsrError::engine)?;
+        let mut inputs: TVec<TValue> = tvec![audio.into()];
+        inputs.extend(pack.inputs.iter().cloned());
+        Ok(inputs)
+    }
+
+    /// Runs the encoder once on `samples`, timing every node: seconds and node count per op name,
+    /// slowest first. For `edgescribe bench --profile`: where the time goes, on this CPU.
+    pub fn profile(
+        &self,
+        pack: &LanguagePack,
+        samples: &[f32],
+    ) -> Result<Vec<(String, f64, usize)>, AsrError> {
+        let inputs = self.inputs(pack, samples)?;
+        let mut per_op: std::collections::HashMap<String, (f64, usize)> = Default::default();
+        let mut state = self.plan.spawn().map_err(AsrError::engine)?;
+        multithread_tract_scope(self.executor.clone(), || {
+            state.run_plan_with_eval(inputs, |ctx, op_state, node, node_inputs| {
+                let t0 = std::time::Instant::now();
+                let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, node_inputs);
+                let entry = per_op.entry(node.op.name().to_string()).or_default();
+                entry.0 += t0.elapsed().as_secs_f64();
+                entry.1 += 1;
+                out
+            })
+        })
+        .map_err(AsrError::engine)?;
+        let mut per_op: Vec<(String, f64, usize)> =
+            per_op.into_iter().map(|(k, (t, n))| (k, t, n)).collect();
+        per_op.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(per_op)
+    }
+
     /// Logits, then greedy CTC decoding.
     pub fn transcribe(&self, pack: &LanguagePack, samples: &[f32]) -> Result<Decoded, AsrError> {
         let logits = self.logits(pack, samples)?;
@@ -183,7 +248,19 @@ fn build_plan(
     manifest: &Manifest,
     onnx_path: &Path,
     manifest_path: &Path,
-) -> Result<Arc<TypedSimplePlan>, AsrError> {
+    passes: Passes,
+) -> Result<(Arc<TypedSimplePlan>, LoadTimings), AsrError> {
+    let mut timings = LoadTimings::default();
+    let mut clock = std::time::Instant::now();
+    let mut lap = move || {
+        let elapsed = clock.elapsed().as_secs_f64();
+        clock = std::time::Instant::now();
+        log::debug!(
+            "load step {elapsed:.2} s, peak RSS so far {:?} kB",
+            peak_rss_kb()
+        );
+        elapsed
+    };
     let mismatch = |reason: String| AsrError::ManifestMismatch {
         path: manifest_path.to_path_buf(),
         reason,
@@ -248,7 +325,15 @@ fn build_plan(
             .set_input_fact(ix + 1, f32::fact(&spec.shape).into())
             .map_err(AsrError::engine)?;
     }
-    let typed = model.into_optimized().map_err(AsrError::engine)?;
+    let mut typed = model.into_typed().map_err(AsrError::engine)?;
+    timings.parse_s = lap();
+    typed.declutter().map_err(AsrError::engine)?;
+    timings.declutter_s = lap();
+    typed.optimize().map_err(AsrError::engine)?;
+    timings.codegen_s = lap();
+    let applied = optimize::apply(&mut typed, passes).map_err(AsrError::engine)?;
+    timings.passes_s = lap();
+    log::debug!("our passes after tract's optimiser: {applied:?}");
     let hidden = typed
         .output_fact(0)
         .map_err(AsrError::engine)?
@@ -261,5 +346,15 @@ fn build_plan(
             manifest.lm_head.hidden_size
         )));
     }
-    typed.into_runnable().map_err(AsrError::engine)
+    let plan = typed.into_runnable().map_err(AsrError::engine)?;
+    timings.plan_s = lap();
+    log::debug!("model loaded: {timings:?}");
+    Ok((plan, timings))
+}
+
+/// The process's peak resident set so far (Linux `VmHWM`), for the load log: which step makes the peak.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

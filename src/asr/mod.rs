@@ -12,11 +12,12 @@ mod engine;
 mod error;
 pub mod features;
 pub mod manifest;
+pub mod optimize;
 mod recognizer;
 pub mod store;
 pub mod vocab;
 
 pub use adapter::LanguagePack;
-pub use engine::{Engine, EngineOptions, Logits};
+pub use engine::{Engine, EngineOptions, LoadTimings, Logits};
 pub use error::AsrError;
 pub use recognizer::{Recognizer, Transcript, Word};

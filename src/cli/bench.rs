@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::asr::{Engine, EngineOptions, Recognizer};
+use crate::asr::optimize::Passes;
+use crate::asr::{Engine, EngineOptions, LoadTimings, Recognizer};
 use crate::audio::{wav, MODEL_RATE_HZ};
 
 #[derive(Debug, clap::Args)]
@@ -28,12 +29,25 @@ pub struct Args {
     /// Threads for inference (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// `stock`: tract's optimiser alone, without edgescribe's passes (src/asr/optimize), for comparison.
+    #[arg(long, value_enum, default_value_t = PassChoice::All)]
+    passes: PassChoice,
+    /// Also time every node of one run and print seconds per op type to stderr, slowest first.
+    #[arg(long)]
+    profile: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PassChoice {
+    All,
+    Stock,
 }
 
 #[derive(Debug, Serialize)]
 struct Report {
     engine: &'static str,
     model: String,
+    load_timings: LoadTimings,
     audio_s: f64,
     threads: usize,
     load_s: f64,
@@ -58,12 +72,17 @@ pub fn run(args: Args) -> Result<()> {
     let samples = wav::read_mono(&args.wav, MODEL_RATE_HZ).context("reading audio")?;
 
     let t0 = Instant::now();
-    let engine = Arc::new(Engine::load(&model_dir, &options)?);
+    let passes = match args.passes {
+        PassChoice::All => Passes::ALL,
+        PassChoice::Stock => Passes::NONE,
+    };
+    let engine = Arc::new(Engine::load_with_passes(&model_dir, &options, passes)?);
+    let load_timings = engine.load_timings();
     let lang = args
         .lang
         .unwrap_or_else(|| engine.manifest().default_language.clone());
     let pack = engine.language(&lang)?;
-    let recognizer = Recognizer::new(engine, pack);
+    let recognizer = Recognizer::new(engine.clone(), pack);
     let load_s = t0.elapsed().as_secs_f64();
 
     let t0 = Instant::now();
@@ -76,11 +95,27 @@ pub fn run(args: Args) -> Result<()> {
         times.push(t0.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
+    if args.profile {
+        let per_op = engine.profile(&engine.language(&lang)?, &samples)?;
+        let total: f64 = per_op.iter().map(|(_, s, _)| s).sum();
+        eprintln!("profile: one run, {total:.3} s in nodes");
+        for (op, seconds, nodes) in per_op {
+            eprintln!(
+                "{:>8.1} ms {:>5.1}% {nodes:>5} x {op}",
+                seconds * 1e3,
+                100.0 * seconds / total
+            );
+        }
+    }
     let run_s = times[times.len() / 2];
     let audio_s = samples.len() as f64 / MODEL_RATE_HZ as f64;
     let report = Report {
-        engine: "edgescribe (tract)",
+        engine: match args.passes {
+            PassChoice::All => "edgescribe (tract + passes)",
+            PassChoice::Stock => "tract 0.23.9 stock",
+        },
         model: model_dir.display().to_string(),
+        load_timings,
         audio_s,
         threads: options.threads,
         load_s,

@@ -1,0 +1,165 @@
+//! Our passes over tract's optimised int8 model (src/asr/optimize) change speed, never results: each pass
+//! alone, and all together, give logits bit-identical to stock tract *on this machine* (the reference is
+//! recomputed here, never stored x86_64 floats, so this holds under QEMU on aarch64 too).
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use edgescribe::asr::optimize::{self, Passes};
+use edgescribe::asr::{Engine, EngineOptions};
+use edgescribe::audio::{wav, MODEL_RATE_HZ};
+use tract_onnx::prelude::*;
+
+const FOLD_ONLY: Passes = Passes {
+    fold_weight_sums: true,
+    fast_dynamic_quantize: false,
+};
+const QUANTIZE_ONLY: Passes = Passes {
+    fold_weight_sums: false,
+    fast_dynamic_quantize: true,
+};
+
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+/// Every reference WAV in every language through the tiny int8 fixture, with `passes` and `threads`.
+fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
+    let engine =
+        Engine::load_with_passes(&tiny_model("int8"), &EngineOptions { threads }, passes).unwrap();
+    let mut all = Vec::new();
+    for wav_name in REFERENCE_WAVS {
+        let audio = wav::read_mono(&audio(&format!("{wav_name}.wav")), MODEL_RATE_HZ).unwrap();
+        for lang in LANGS {
+            let pack = engine.language(lang).unwrap();
+            let logits = engine.logits(&pack, &audio).unwrap();
+            assert!(logits.frames > 0 && logits.vocab > 0);
+            all.push((format!("{wav_name}/{lang}"), bits(&logits.values)));
+        }
+    }
+    all
+}
+
+fn assert_same(label: &str, want: &[(String, Vec<u32>)], got: &[(String, Vec<u32>)]) {
+    assert_eq!(want.len(), got.len());
+    for ((name, w), (_, g)) in want.iter().zip(got) {
+        let differing = w.iter().zip(g).filter(|(a, b)| a != b).count();
+        assert!(
+            w.len() == g.len() && differing == 0,
+            "{label}: {name}: {differing} of {} logits differ from stock tract",
+            w.len()
+        );
+    }
+}
+
+#[test]
+fn tiny_int8_logits_are_bit_identical_with_each_pass_and_all() {
+    for threads in [1, 2] {
+        let stock = tiny_logits(Passes::NONE, threads);
+        assert_same("fold", &stock, &tiny_logits(FOLD_ONLY, threads));
+        assert_same("quantize", &stock, &tiny_logits(QUANTIZE_ONLY, threads));
+        assert_same("all", &stock, &tiny_logits(Passes::ALL, threads));
+    }
+}
+
+fn wide_matmul() -> PathBuf {
+    fixtures().join("int8-wide-matmul/model.int8.onnx")
+}
+
+/// The wide fixture, typed and optimised by stock tract, with the activation's time axis symbolic.
+fn wide_optimized() -> TypedModel {
+    let mut model = tract_onnx::onnx()
+        .with_ignore_value_info(true)
+        .model_for_path(wide_matmul())
+        .unwrap();
+    let s = model.symbols.sym("S");
+    model
+        .set_input_fact(0, f32::fact([1.to_dim(), s.to_dim(), 768.to_dim()]).into())
+        .unwrap();
+    model.into_optimized().unwrap()
+}
+
+fn run(model: TypedModel, input: &Tensor) -> Vec<u32> {
+    let plan = model.into_runnable().unwrap();
+    let out = plan.run(tvec![input.clone().into()]).unwrap();
+    bits(
+        out[0]
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<f32>()
+            .unwrap(),
+    )
+}
+
+fn activations(frames: usize) -> Tensor {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let values: Vec<f32> = (0..frames * 768)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.45) * 6.0
+        })
+        .collect();
+    Tensor::from_shape(&[1, frames, 768], &values).unwrap()
+}
+
+fn assert_bits_eq(want: &[u32], got: &[u32], label: &str) {
+    let differing = want.iter().zip(got).filter(|(a, b)| a != b).count();
+    assert!(
+        want.len() == got.len() && differing == 0,
+        "{label}: {differing} of {} outputs differ from stock tract",
+        want.len()
+    );
+}
+
+fn count_ops(model: &TypedModel, name: &str) -> usize {
+    model.nodes().iter().filter(|n| n.op.name() == name).count()
+}
+
+/// Where the fold matters: a weight whose i32 copy exceeds tract's constant-folding budget, as in every
+/// feed-forward projection of MMS-300M and 1B. Stock tract keeps `Reduce<Sum>(Cast<i32>(W))` in the plan;
+/// the pass turns it into a constant and the output does not change by one bit.
+#[test]
+fn weight_sums_over_tracts_budget_are_folded_bit_identically() {
+    let stock = wide_optimized();
+    assert_eq!(
+        count_ops(&stock, "Reduce<Sum>"),
+        1,
+        "stock tract no longer leaves the weight sum in the plan: is the pass still needed?"
+    );
+    let mut folded = stock.clone();
+    let applied = optimize::apply(&mut folded, FOLD_ONLY).unwrap();
+    assert_eq!(applied.folded_weight_sums, 1);
+    assert_eq!(count_ops(&folded, "Reduce<Sum>"), 0);
+    for frames in [1, 49, 250] {
+        let input = activations(frames);
+        assert_bits_eq(
+            &run(stock.clone(), &input),
+            &run(folded.clone(), &input),
+            &format!("{frames} frames"),
+        );
+    }
+}
+
+#[test]
+fn every_dynamic_quantize_is_replaced_and_the_wide_output_is_unchanged() {
+    let stock = wide_optimized();
+    let mut fast = stock.clone();
+    let applied = optimize::apply(&mut fast, Passes::ALL).unwrap();
+    assert_eq!(applied.fast_dynamic_quantize, 1);
+    assert_eq!(count_ops(&fast, "DynamicQuantizeLinearU8"), 0);
+    assert_eq!(count_ops(&fast, "FastDynamicQuantizeLinearU8"), 1);
+    // 250 frames x 768 is above tract's threading threshold: the multithreaded path runs.
+    let executor = tract_linalg::multithread::Executor::multithread(2);
+    for frames in [1, 49, 250] {
+        let input = activations(frames);
+        let want = run(stock.clone(), &input);
+        let got = tract_linalg::multithread::multithread_tract_scope(executor.clone(), || {
+            run(fast.clone(), &input)
+        });
+        assert_bits_eq(&want, &got, &format!("{frames} frames"));
+    }
+}
