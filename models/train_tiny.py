@@ -48,6 +48,16 @@ BASE_VOICES = {
 TRAIN_VARIANTS = ["", "m1", "m2", "m3", "m5", "m6", "m7", "f1", "f2", "f4", "f5", "klatt", "klatt3",
                   "Andy", "Annie", "benjamin", "edward", "linda", "max", "michel", "paul"]
 EVAL_VARIANTS = ["m4", "m8", "f3", "klatt2", "david"]
+# More speakers for the augmented split (stage "refine"): other klatt modes and variants that move the formants,
+# bandwidths and spectral tilt. Kept out on purpose, so that the eval voices stay unheard: Nguyen and robosoft*
+# (formant/tone tables identical to m8's, i.e. the same speaker), and novelty voices (whisper, croak, robots).
+EXTRA_VARIANTS = ["klatt4", "klatt5", "klatt6", "adam", "edward2", "Gene", "Gene2", "iven", "iven2", "Michael",
+                  "Mario", "Mike", "Denis", "Storm", "shelby", "victor", "rob", "robert", "boris", "grandpa", "john",
+                  "norbert", "quincy", "sandro", "pablo", "pedro", "gustave", "marcelo", "antonio", "aunty",
+                  "belinda", "Alex", "Andrea", "Alicia", "steph", "zac", "ed"]
+# Speed perturbation of the augmented split: resampling by this factor scales pitch, formants (a vocal-tract-length
+# change) and tempo together, the classic VTLP-like augmentation.
+SPEED_RANGE = (0.85, 1.15)
 
 MODEL_CONFIG = dict(
     hidden_size=192,
@@ -108,13 +118,16 @@ def pick_sentences(groups, n, held_out, rng):
 
 
 def synthesise(job):
-    """One utterance: espeak-ng -> sox (resample to 16 kHz mono int16) -> trim -> reverb/noise -> int16."""
-    text, voice, speed, pitch, seed = job
+    """One utterance: espeak-ng -> sox (speed perturbation, resample to 16 kHz mono int16) -> trim -> reverb/noise
+    -> int16."""
+    text, voice, speed, pitch, factor, seed = job
     rng = np.random.default_rng(seed)
     wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
                          check=True, capture_output=True).stdout
+    # sox `speed F` plays the audio F times faster (pitch and formants up by F), then resamples to 16 kHz
+    effects = ["speed", f"{factor:.4f}"] if factor != 1.0 else []
     raw = subprocess.run(["sox", "-t", "wav", "-", "-t", "raw", "-r", str(SR), "-e", "signed", "-b", "16",
-                          "-c", "1", "-"], input=wav, check=True, capture_output=True).stdout
+                          "-c", "1", "-", *effects], input=wav, check=True, capture_output=True).stdout
     x = np.frombuffer(raw, dtype=np.int16).astype(np.float32) / 32768.0
     # trim espeak's silences (they only cost compute), keep a random short margin
     loud = np.flatnonzero(np.abs(x) > 0.02 * np.abs(x).max())
@@ -140,16 +153,19 @@ def synthesise(job):
     return (x * 32767).astype(np.int16)
 
 
-def make_split(name, sentences_per_lang, held_out, variants, seed, groups_by_lang):
-    rng = np.random.default_rng([seed, held_out])
+def make_split(name, sentences_per_lang, held_out, variants, seed, groups_by_lang, stream, speed_range=None):
+    """`stream` names the split's random streams (eval 1, train 0, aug 2: the first two as in the first run)."""
+    rng = np.random.default_rng([seed, stream])
     items = []
     for lang in corpus.LANGS:
         for text in pick_sentences(groups_by_lang[lang], sentences_per_lang, held_out, rng):
             voice = rng.choice(BASE_VOICES[lang])
             variant = rng.choice(variants)
             items.append(dict(lang=lang, text=text, voice=f"{voice}+{variant}" if variant else voice,
-                              speed=int(rng.integers(140, 241)), pitch=int(rng.integers(25, 76))))
-    jobs = [(it["text"], it["voice"], it["speed"], it["pitch"], [seed, held_out, i]) for i, it in enumerate(items)]
+                              speed=int(rng.integers(140, 241)), pitch=int(rng.integers(25, 76)),
+                              factor=float(rng.uniform(*speed_range)) if speed_range else 1.0))
+    jobs = [(it["text"], it["voice"], it["speed"], it["pitch"], it["factor"], [seed, stream, i])
+            for i, it in enumerate(items)]
     t0 = time.time()
     with multiprocessing.Pool(2) as pool:
         audio = []
@@ -162,7 +178,7 @@ def make_split(name, sentences_per_lang, held_out, variants, seed, groups_by_lan
           f"mean {lengths.mean() / SR:.2f}s, max {lengths.max() / SR:.2f}s, {time.time() - t0:.0f}s", flush=True)
     return dict(audio=np.concatenate(audio), offsets=np.concatenate([[0], np.cumsum(lengths)]),
                 lang=np.array([it["lang"] for it in items]), text=np.array([it["text"] for it in items]),
-                voice=np.array([it["voice"] for it in items]))
+                voice=np.array([it["voice"] for it in items]), factor=np.array([it["factor"] for it in items]))
 
 
 def write_samples(split, out_dir, per_lang=3):
@@ -182,15 +198,19 @@ def write_samples(split, out_dir, per_lang=3):
 
 
 def cmd_gen(args):
+    """eval: held-out sentences x eval voices; train: the first run's training split (stage "base");
+    aug: more speakers and speed perturbation (stage "refine" trains on train + aug). Each is made once."""
     data_dir = args.work / "data"
-    if (data_dir / "train.npz").exists() and (data_dir / "eval.npz").exists():
-        print(f"data already in {data_dir}", flush=True)
-        return
     data_dir.mkdir(parents=True, exist_ok=True)
     groups = {lang: corpus.load_language(lang, args.corpus) for lang in corpus.LANGS}
-    for name, n, held_out, variants in [("eval", args.eval_per_lang, True, EVAL_VARIANTS),
-                                        ("train", args.train_per_lang, False, TRAIN_VARIANTS)]:
-        split = make_split(name, n, held_out, variants, args.seed, groups)
+    for name, n, held_out, variants, stream, speed_range in [
+            ("eval", args.eval_per_lang, True, EVAL_VARIANTS, 1, None),
+            ("train", args.train_per_lang, False, TRAIN_VARIANTS, 0, None),
+            ("aug", args.aug_per_lang, False, TRAIN_VARIANTS + EXTRA_VARIANTS, 2, SPEED_RANGE)]:
+        if (data_dir / f"{name}.npz").exists():
+            print(f"{name} data already in {data_dir}", flush=True)
+            continue
+        split = make_split(name, n, held_out, variants, args.seed, groups, stream, speed_range)
         np.savez(data_dir / f"{name}.tmp.npz", **split)
         os.replace(data_dir / f"{name}.tmp.npz", data_dir / f"{name}.npz")
         if name == "eval":
@@ -200,6 +220,16 @@ def cmd_gen(args):
 def load_split(path):
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
+
+
+def concat_splits(a, b):
+    """One split holding a's utterances then b's (same keys as load_split; `factor` 1.0 where a split lacks it)."""
+    out = dict(audio=np.concatenate([a["audio"], b["audio"]]),
+               offsets=np.concatenate([a["offsets"], b["offsets"][1:] + a["offsets"][-1]]))
+    for k in ("lang", "text", "voice"):
+        out[k] = np.concatenate([a[k], b[k]])
+    out["factor"] = np.concatenate([a.get("factor", np.ones(len(a["text"]))), b.get("factor", np.ones(len(b["text"])))])
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -294,32 +324,55 @@ def cmd_train(args):
     ckpt_dir = args.work / "ckpt"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = ckpt_dir / "last.pt"
-    if last.exists() and not args.resume:
+    if last.exists() and not args.resume and not args.start_stage:
         sys.exit(f"{last} exists: pass --resume to continue it, or delete {ckpt_dir} to start over")
 
     groups = {lang: corpus.load_language(lang, args.corpus) for lang in corpus.LANGS}
     vocabs, union = build_vocabs(groups)
-    data = load_split(args.work / "data" / "train.npz")
+    base_data = load_split(args.work / "data" / "train.npz")
+    # train + aug: the first len(base_data["text"]) utterances are the base stage's
+    data = concat_splits(base_data, load_split(args.work / "data" / "aug.npz"))
+    n_base = len(base_data["text"])
+    del base_data
     lengths = np.diff(data["offsets"])
     union_labels = [encode(t, union) for t in data["text"]]
     lang_labels = [encode(t, vocabs[lang]) for t, lang in zip(data["text"], data["lang"])]
 
+    stages = ["base", "refine"] + list(corpus.LANGS) + ["done"]
     state = dict(stage="base", step=0, epoch=0, pos=0, adapters={}, log=[], elapsed=0.0, args=vars(args).copy())
-    if args.resume and last.exists():
+    if args.start_stage:
+        # e.g. the first run's base (ckpt/after-base.pt, made before stage "refine" existed) continued by "refine"
+        src = args.from_checkpoint or last
+        state = torch.load(src, weights_only=False)
+        state.update(stage=args.start_stage, step=0, epoch=0, pos=0, opt=None, current=None,
+                     adapters={k: v for k, v in state["adapters"].items()
+                               if stages.index(k) < stages.index(args.start_stage)})
+        print(f"starting stage {args.start_stage} from the base weights of {src}", flush=True)
+    elif args.resume and last.exists():
         state = torch.load(last, weights_only=False)
         print(f"resuming stage {state['stage']} at step {state['step']} ({state['elapsed'] / 60:.1f} min so far)",
               flush=True)
     state["args"]["resume"] = args.resume
-    stages = ["base"] + list(corpus.LANGS) + ["done"]
     for stage in stages[stages.index(state["stage"]):-1]:
         model = new_model(len(union), args.seed)
-        if stage == "base":
+        if stage != "base":
+            # SpecAugment-style masking for everything after the base: time spans (as MMS fine-tuning) and
+            # channel spans of the projected features; transformers reads these from the config at run time
+            model.config.update(dict(mask_time_prob=args.mask_time_prob, mask_time_length=args.mask_time_length,
+                                     mask_feature_prob=args.mask_feature_prob,
+                                     mask_feature_length=args.mask_feature_length, mask_feature_min_masks=0))
+        if stage in ("base", "refine"):
             if state.get("base") is not None:
                 model.load_state_dict(state["base"])
             params = list(model.parameters())
-            batches = Batches(lengths, np.arange(len(lengths)), args.batch_seconds, args.seed)
-            labels, lr, warmup, max_steps = union_labels, args.lr, args.warmup, args.base_max_steps
-            decay = args.base_decay_steps
+            if stage == "base":
+                batches = Batches(lengths, np.arange(n_base), args.batch_seconds, args.seed)
+                labels, lr, warmup, max_steps = union_labels, args.lr, args.warmup, args.base_max_steps
+                decay = args.base_decay_steps
+            else:
+                batches = Batches(lengths, np.arange(len(lengths)), args.batch_seconds, args.seed + 1)
+                labels, lr, warmup, max_steps = union_labels, args.refine_lr, 100, args.refine_steps
+                decay = args.refine_decay_steps
         else:
             # stage 2: frozen base; this language's adapter layers (from the stage-1 ones) + its own head
             model.load_state_dict(state["base"])
@@ -334,13 +387,13 @@ def cmd_train(args):
             decay = args.adapter_steps // 2
         opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
         if state.get("opt") is not None:  # resuming inside this stage
-            if stage != "base":
+            if stage not in ("base", "refine"):  # base/refine weights are state["base"], loaded above
                 model.load_state_dict(state["current"], strict=False)
             opt.load_state_dict(state["opt"])
         schedule = lr_schedule(lr, warmup, max_steps, decay)
         train_stage(model, opt, params, stage, data, batches, labels, schedule, max_steps, state, last, args)
         # stage finished: record its result, reset the per-stage counters
-        if stage == "base":
+        if stage in ("base", "refine"):
             state["base"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             state["adapters"][stage] = adapter_state(model)
@@ -401,7 +454,7 @@ def train_stage(model, opt, params, stage, data, batches, labels, schedule, max_
 
 def snapshot(model, opt, stage, state, last):
     state["opt"] = opt.state_dict()
-    if stage == "base":
+    if stage in ("base", "refine"):
         state["base"] = model.state_dict()
     else:
         state["current"] = adapter_state(model)
@@ -451,6 +504,10 @@ def export_model(state, vocabs, union, out_dir):
     tokenizer.save_pretrained(out_dir)
     # save_pretrained rewrites vocab.json; keep ours (one dict per language) authoritative
     (out_dir / "vocab.json").write_text(json.dumps(vocabs, ensure_ascii=False, indent=1) + "\n")
+    # the hub's convention for the licence, which models/export.py copies into its manifest
+    (out_dir / "README.md").write_text("---\nlicense: cc0-1.0\n---\n\nTiny MMS-architecture model trained by "
+                                       "edgescribe's models/train_tiny.py on espeak-ng speech of its command "
+                                       "grammars (eng, fra, deu, spa).\n")
     print(f"exported to {out_dir}", flush=True)
 
 
@@ -487,48 +544,196 @@ def cmd_eval(args):
     for lang in corpus.LANGS:
         model = Wav2Vec2ForCTC.from_pretrained(args.model, target_lang=lang, ignore_mismatched_sizes=True).eval()
         tokenizer = Wav2Vec2CTCTokenizer.from_pretrained(args.model, target_lang=lang)
-        idx = sorted(np.flatnonzero(data["lang"] == lang), key=lambda i: data["offsets"][i + 1] - data["offsets"][i])
+        idx = np.flatnonzero(data["lang"] == lang)
         hyps = []
-        for k in range(0, len(idx), 16):
+        # one utterance per forward pass, as the daemon runs its segments: zero padding in a batch changes what
+        # the positional conv and the conv front end see at the end of shorter utterances (worse CER here)
+        for k in range(len(idx)):
             waves = [data["audio"][data["offsets"][i]:data["offsets"][i + 1]].astype(np.float32) / 32768.0
-                     for i in idx[k:k + 16]]
+                     for i in idx[k:k + 1]]
             inputs = extractor(waves, sampling_rate=SR, padding=True, return_tensors="pt")
             with torch.no_grad():
                 logits = model(inputs.input_values, attention_mask=inputs.attention_mask).logits
             hyps += [" ".join(h.split()) for h in tokenizer.batch_decode(logits.argmax(-1))]
-        refs = [str(data["text"][i]) for i in idx]
-        char_err = sum(edit_distance(r, h) for r, h in zip(refs, hyps))
-        word_err = sum(edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps))
-        # per eval voice variant: shows whether one unseen speaker dominates the errors
-        variants = [str(data["voice"][i]).partition("+")[2] for i in idx]
-        by_variant = {}
-        for v in sorted(set(variants)):
-            pairs = [(r, h) for r, h, w in zip(refs, hyps, variants) if w == v]
-            by_variant[v] = round(sum(edit_distance(r, h) for r, h in pairs) / sum(len(r) for r, _ in pairs), 4)
-        results[lang] = dict(
-            utterances=len(refs), cer=round(char_err / sum(len(r) for r in refs), 4),
-            wer=round(word_err / sum(len(r.split()) for r in refs), 4),
-            sentence_accuracy=round(sum(r == h for r, h in zip(refs, hyps)) / len(refs), 4),
-            cer_by_voice_variant=by_variant,
-            examples=[dict(ref=r, hyp=h) for r, h in zip(refs, hyps) if r != h][:5])
-        print(f"{lang}: CER {results[lang]['cer']:.3f} WER {results[lang]['wer']:.3f} "
-              f"sentences {results[lang]['sentence_accuracy']:.3f} ({len(refs)} utterances) "
-              f"CER by variant {by_variant}", flush=True)
+        results[lang] = score(lang, data, idx, hyps)
     out = args.eval_out or args.model / "eval.json"
-    Path(out).write_text(json.dumps(dict(model=str(args.model), results=results), ensure_ascii=False, indent=1) + "\n")
+    Path(out).write_text(json.dumps(dict(model=str(args.model), runtime="transformers (fp32)", results=results),
+                                    ensure_ascii=False, indent=1) + "\n")
     print(f"wrote {out}", flush=True)
+
+
+def score(lang, data, idx, hyps):
+    """CER/WER (edit distance over characters / words, summed then divided by the reference length)."""
+    refs = [str(data["text"][i]) for i in idx]
+    char_err = sum(edit_distance(r, h) for r, h in zip(refs, hyps))
+    word_err = sum(edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps))
+    # per eval voice variant: shows whether one unseen speaker dominates the errors
+    variants = [str(data["voice"][i]).partition("+")[2] for i in idx]
+    by_variant = {}
+    for v in sorted(set(variants)):
+        pairs = [(r, h) for r, h, w in zip(refs, hyps, variants) if w == v]
+        by_variant[v] = round(sum(edit_distance(r, h) for r, h in pairs) / sum(len(r) for r, _ in pairs), 4)
+    result = dict(
+        utterances=len(refs), cer=round(char_err / sum(len(r) for r in refs), 4),
+        wer=round(word_err / sum(len(r.split()) for r in refs), 4),
+        sentence_accuracy=round(sum(r == h for r, h in zip(refs, hyps)) / len(refs), 4),
+        cer_by_voice_variant=by_variant,
+        examples=[dict(ref=r, hyp=h) for r, h in zip(refs, hyps) if r != h][:5])
+    print(f"{lang}: CER {result['cer']:.3f} WER {result['wer']:.3f} "
+          f"sentences {result['sentence_accuracy']:.3f} ({len(refs)} utterances) "
+          f"CER by variant {by_variant}", flush=True)
+    return result
+
+
+class OnnxRecogniser:
+    """Greedy CTC through onnxruntime on a directory written by models/export.py, one utterance at a time (the
+    graph has no attention mask, like the daemon's segments): adapter tensors as graph inputs, the language's
+    lm_head applied from its adapter file."""
+
+    def __init__(self, model_dir, threads):
+        import onnxruntime as ort
+        self.dir = Path(model_dir)
+        self.manifest = json.loads((self.dir / "manifest.json").read_text(encoding="utf-8"))
+        self.vocabs = json.loads((self.dir / self.manifest["vocab"]["file"]).read_text(encoding="utf-8"))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(self.dir / self.manifest["graph"]["file"]), opts,
+                                            providers=["CPUExecutionProvider"])
+        self.lang = None
+
+    def set_language(self, lang):
+        from safetensors.numpy import load_file
+        m = self.manifest
+        adapter = load_file(str(self.dir / m["adapter_file_template"].format(lang)))
+        self.feeds = {t["name"]: adapter[t["name"]] for t in m["graph"]["adapter_inputs"]}
+        self.head = adapter[m["lm_head"]["weight"]], adapter[m["lm_head"]["bias"]]
+        self.symbols = {i: s for s, i in self.vocabs[lang].items()}
+        self.lang = lang
+
+    def __call__(self, pcm16):
+        m = self.manifest
+        w = pcm16.astype(np.float32) / 32768.0
+        w = (w - w.mean()) / np.sqrt(w.var() + 1e-7)
+        h = self.session.run([m["graph"]["output"]], {m["graph"]["input"]: w[None, :], **self.feeds})[0][0]
+        ids = (h @ self.head[0].T + self.head[1]).argmax(-1)
+        out, prev = [], -1
+        for t in ids:
+            if t != prev and t != 0:
+                out.append(self.symbols[int(t)])
+            prev = t
+        text = "".join(" " if c == "|" else c for c in out if c not in m["vocab"]["never_printed"])
+        return " ".join(text.split())
+
+
+class TorchRecogniser:
+    """Greedy CTC through transformers (fp32), loaded as a user of mms-1b-all would, one utterance at a time."""
+
+    def __init__(self, model_dir, threads):
+        import torch
+        from transformers import Wav2Vec2FeatureExtractor
+        torch.set_num_threads(threads)
+        self.dir = Path(model_dir)
+        self.extractor = Wav2Vec2FeatureExtractor.from_pretrained(self.dir)
+
+    def set_language(self, lang):
+        from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2ForCTC
+        self.model = Wav2Vec2ForCTC.from_pretrained(self.dir, target_lang=lang, ignore_mismatched_sizes=True).eval()
+        self.tokenizer = Wav2Vec2CTCTokenizer.from_pretrained(self.dir, target_lang=lang)
+
+    def __call__(self, pcm16):
+        import torch
+        inputs = self.extractor(pcm16.astype(np.float32) / 32768.0, sampling_rate=SR, return_tensors="pt")
+        with torch.no_grad():
+            logits = self.model(inputs.input_values).logits
+        return " ".join(self.tokenizer.decode(logits[0].argmax(-1)).split())
+
+
+def cmd_eval_onnx(args):
+    """The same scoring for a directory written by models/export.py (what the daemon runs), through onnxruntime."""
+    rec = OnnxRecogniser(args.model, args.threads)
+    data = load_split(args.work / "data" / "eval.npz")
+    results = {}
+    for lang in corpus.LANGS:
+        rec.set_language(lang)
+        idx = np.flatnonzero(data["lang"] == lang)
+        hyps = [rec(data["audio"][data["offsets"][i]:data["offsets"][i + 1]]) for i in idx]
+        results[lang] = score(lang, data, idx, hyps)
+    out = args.eval_out or args.model / "eval.json"
+    Path(out).write_text(json.dumps(dict(model=str(args.model), runtime=f"onnxruntime ({rec.manifest['graph']['file']})",
+                                         results=results), ensure_ascii=False, indent=1) + "\n")
+    print(f"wrote {out}", flush=True)
+
+
+def cmd_fixtures(args):
+    """Test fixtures from the eval split (held-out sentences, held-out voices), kept only where the fp32 model
+    (--model, hub layout) and the int8 export (--onnx) both give exactly the reference text:
+      <lang>_<k>.wav + golden.tsv   short single utterances, preferring different eval voices;
+      commands_<lang>.wav/.txt      3-4 utterances of one speaker separated by ~1 s of faint noise."""
+    import soundfile as sf
+    out = args.fixtures_out
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_split(args.work / "data" / "eval.npz")
+    fp32, int8 = TorchRecogniser(args.model, args.threads), OnnxRecogniser(args.onnx, args.threads)
+    rng = np.random.default_rng([args.seed, 7])
+    golden = []
+    for lang in corpus.LANGS:
+        fp32.set_language(lang)
+        int8.set_language(lang)
+        idx = [int(i) for i in np.flatnonzero(data["lang"] == lang)]
+        dur = {i: (data["offsets"][i + 1] - data["offsets"][i]) / SR for i in idx}
+        good = []
+        for i in idx:
+            pcm = data["audio"][data["offsets"][i]:data["offsets"][i + 1]]
+            if 1.0 <= dur[i] <= 3.2 and fp32(pcm) == str(data["text"][i]) == int8(pcm):
+                good.append(i)
+        variant = {i: str(data["voice"][i]).partition("+")[2] for i in good}
+        # golden: one hard speaker (david / m8: the weakest) when possible, then another speaker; short ones
+        picks = []
+        for wanted in (("david", "m8"), ("f3", "m4", "klatt2", "david", "m8")):
+            cands = sorted((i for i in good if variant[i] in wanted and i not in picks
+                            and all(variant[i] != variant[j] for j in picks)), key=lambda i: dur[i])
+            if cands and dur[cands[0]] <= 2.5:
+                picks.append(cands[0])
+        for k, i in enumerate(picks):
+            name = f"{lang}_{k}.wav"
+            sf.write(out / name, data["audio"][data["offsets"][i]:data["offsets"][i + 1]], SR, subtype="PCM_16")
+            golden.append((name, lang, str(data["voice"][i]), str(data["text"][i])))
+        # commands: the speaker (full voice name) with the most correctly decoded utterances, 3-4 of them
+        by_voice = {}
+        for i in good:
+            by_voice.setdefault(str(data["voice"][i]), []).append(i)
+        voice, utts = max(by_voice.items(), key=lambda kv: (len(kv[1]), kv[0]))
+        utts = sorted(utts, key=lambda i: dur[i])[:4]
+        while sum(dur[i] for i in utts) + len(utts) + 0.5 > 14.5:
+            utts = utts[:-1]
+        gap = np.zeros(SR, np.float32)
+        parts = [np.zeros(SR // 2, np.float32)]
+        for i in utts:
+            parts += [data["audio"][data["offsets"][i]:data["offsets"][i + 1]].astype(np.float32), gap]
+        x = np.concatenate(parts)
+        x += rng.standard_normal(len(x)).astype(np.float32) * 10 ** (-60 / 20) * 32768  # -60 dBFS noise floor
+        sf.write(out / f"commands_{lang}.wav", np.clip(x, -32768, 32767).astype(np.int16), SR, subtype="PCM_16")
+        (out / f"commands_{lang}.txt").write_text("".join(str(data["text"][i]) + "\n" for i in utts))
+        print(f"{lang}: {len(good)}/{len(idx)} decode exactly in fp32 and int8; golden {[golden[-k][0] for k in range(len(picks), 0, -1)]}; "
+              f"commands: {voice}, {len(utts)} utterances, {len(x) / SR:.1f} s", flush=True)
+    (out / "golden.tsv").write_text("# file\tlanguage\tespeak-ng voice\texpected transcript (held-out sentence)\n"
+                                    + "".join("\t".join(g) + "\n" for g in golden))
 
 
 # ----------------------------------------------------------------------------------------------- CLI
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["gen", "train", "export", "eval"])
+    p.add_argument("mode", choices=["gen", "train", "export", "eval", "eval-onnx", "fixtures"])
     p.add_argument("--work", type=Path, default=Path("/var/tmp/edgescribe-train"))
     p.add_argument("--corpus", type=Path, default=corpus.DEFAULT_CORPUS_DIR)
     p.add_argument("--out", type=Path, default=None, help="export directory (default WORK/mms-tiny-trained)")
     p.add_argument("--model", type=Path, default=None, help="eval: exported model directory (default --out)")
     p.add_argument("--eval-out", type=Path, default=None, help="eval: JSON results file (default MODEL/eval.json)")
+    p.add_argument("--onnx", type=Path, default=Path(__file__).resolve().parent / "bundled",
+                   help="fixtures: the int8 export (default models/bundled)")
+    p.add_argument("--fixtures-out", type=Path,
+                   default=Path(__file__).resolve().parent.parent / "tests/fixtures/audio/trained")
     p.add_argument("--seed", type=int, default=0)
     # one thread: with other jobs on the two cores, a 2-thread torch loses its OpenMP barriers and runs ~10x slower
     p.add_argument("--threads", type=int, default=1)
@@ -542,13 +747,25 @@ def main():
     p.add_argument("--base-decay-steps", type=int, default=2500)
     p.add_argument("--min-base-steps", type=int, default=1000)
     p.add_argument("--base-target-loss", type=float, default=0.05)
+    p.add_argument("--aug-per-lang", type=int, default=4000, help="utterances per language of the augmented split")
+    p.add_argument("--refine-lr", type=float, default=1e-3)
+    p.add_argument("--refine-steps", type=int, default=3000)
+    p.add_argument("--refine-decay-steps", type=int, default=600)
+    p.add_argument("--mask-time-prob", type=float, default=0.08, help="after the base stage")
+    p.add_argument("--mask-time-length", type=int, default=5)
+    p.add_argument("--mask-feature-prob", type=float, default=0.1, help="channel masking, after the base stage")
+    p.add_argument("--mask-feature-length", type=int, default=8)
+    p.add_argument("--start-stage", choices=["refine"] + list(corpus.LANGS),
+                   help="begin at this stage with the base weights (and earlier adapters) of --from-checkpoint")
+    p.add_argument("--from-checkpoint", type=Path, default=None, help="with --start-stage (default ckpt/last.pt)")
     p.add_argument("--adapter-lr", type=float, default=1e-3)
     p.add_argument("--adapter-steps", type=int, default=250)
     p.add_argument("--ckpt-minutes", type=float, default=5.0)
     args = p.parse_args()
     args.out = args.out or args.work / "mms-tiny-trained"
     args.model = args.model or args.out
-    {"gen": cmd_gen, "train": cmd_train, "export": cmd_export, "eval": cmd_eval}[args.mode](args)
+    {"gen": cmd_gen, "train": cmd_train, "export": cmd_export, "eval": cmd_eval,
+     "eval-onnx": cmd_eval_onnx, "fixtures": cmd_fixtures}[args.mode](args)
 
 
 if __name__ == "__main__":
