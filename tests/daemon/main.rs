@@ -8,3 +8,4 @@ mod common;
 mod input;
 mod service;
 mod systemd_unit;
+mod trained;
