@@ -664,6 +664,28 @@ def cmd_eval_onnx(args):
     print(f"wrote {out}", flush=True)
 
 
+def binary_check(binary, wav, lang, lines):
+    """Indices of `lines` the edgescribe binary gets wrong on the segments its `vad` cuts from `wav` (all of them
+    when the segment count differs)."""
+    import soundfile as sf
+    segs = [json.loads(l) for l in subprocess.run([str(binary), "vad", str(wav)], check=True, capture_output=True,
+                                                   text=True).stdout.splitlines()]
+    segs = [g for g in segs if g.get("type") == "utterance"]
+    if len(segs) != len(lines):
+        return list(range(len(lines)))
+    x, _ = sf.read(wav, dtype="int16")
+    failed = []
+    for k, (g, want) in enumerate(zip(segs, lines)):
+        cut = Path(f"/tmp/edgescribe-fixture-cut-{os.getpid()}.wav")
+        sf.write(cut, x[int(g["start_ms"] * 16):int(g["end_ms"] * 16)], SR, subtype="PCM_16")
+        got = subprocess.run([str(binary), "transcribe", "--lang", lang, "--model", str(Path(__file__).resolve().parent
+                              / "bundled"), str(cut)], check=True, capture_output=True, text=True).stdout.strip()
+        cut.unlink()
+        if got != want:
+            failed.append(k)
+    return failed
+
+
 def cmd_fixtures(args):
     """Test fixtures from the eval split (held-out sentences, held-out voices), kept only where the fp32 model
     (--model, hub layout) and the int8 export (--onnx) both give exactly the reference text:
@@ -698,23 +720,49 @@ def cmd_fixtures(args):
             name = f"{lang}_{k}.wav"
             sf.write(out / name, data["audio"][data["offsets"][i]:data["offsets"][i + 1]], SR, subtype="PCM_16")
             golden.append((name, lang, str(data["voice"][i]), str(data["text"][i])))
-        # commands: the speaker (full voice name) with the most correctly decoded utterances, 3-4 of them
-        by_voice = {}
+        # commands: the speaker (full voice name) with the most correctly decoded utterances, 3-4 of them. The
+        # daemon decodes what its segmenter cuts (pre-roll and hangover of the noise floor around the speech), so
+        # an utterance qualifies only if it also decodes exactly with such margins (0.3 s before, 0.1/0.6 s after)
+        floor_rng = np.random.default_rng([args.seed, 8])
+
+        def padded(pcm, before_s, after_s):
+            pad = lambda n: floor_rng.standard_normal(n) * 10 ** (-60 / 20) * 32768  # noqa: E731
+            x = np.concatenate([pad(int(before_s * SR)), pcm.astype(np.float64), pad(int(after_s * SR))])
+            return np.clip(x, -32768, 32767).astype(np.int16)
+
+        robust = []
         for i in good:
+            pcm = data["audio"][data["offsets"][i]:data["offsets"][i + 1]]
+            if all(rec(padded(pcm, 0.3, after)) == str(data["text"][i]) for after in (0.1, 0.6) for rec in (fp32, int8)):
+                robust.append(i)
+        by_voice, by_variant = {}, {}
+        for i in robust:
             by_voice.setdefault(str(data["voice"][i]), []).append(i)
+            by_variant.setdefault("+" + variant[i], []).append(i)
         voice, utts = max(by_voice.items(), key=lambda kv: (len(kv[1]), kv[0]))
-        utts = sorted(utts, key=lambda i: dur[i])[:4]
-        while sum(dur[i] for i in utts) + len(utts) + 0.5 > 14.5:
-            utts = utts[:-1]
-        gap = np.zeros(SR, np.float32)
-        parts = [np.zeros(SR // 2, np.float32)]
-        for i in utts:
-            parts += [data["audio"][data["offsets"][i]:data["offsets"][i + 1]].astype(np.float32), gap]
-        x = np.concatenate(parts)
-        x += rng.standard_normal(len(x)).astype(np.float32) * 10 ** (-60 / 20) * 32768  # -60 dBFS noise floor
-        sf.write(out / f"commands_{lang}.wav", np.clip(x, -32768, 32767).astype(np.int16), SR, subtype="PCM_16")
+        if len(utts) < 3:  # too few from one base voice: one held-out variant across accents
+            voice, utts = max(by_variant.items(), key=lambda kv: (len(kv[1]), kv[0]))
+        pool = sorted(utts, key=lambda i: dur[i])
+        while True:
+            utts = pool[:4]
+            while sum(dur[i] for i in utts) + len(utts) + 0.5 > 14.5:
+                utts = utts[:-1]
+            gap = np.zeros(SR, np.float32)
+            parts = [np.zeros(SR // 2, np.float32)]
+            for i in utts:
+                parts += [data["audio"][data["offsets"][i]:data["offsets"][i + 1]].astype(np.float32), gap]
+            x = np.concatenate(parts)
+            x += rng.standard_normal(len(x)).astype(np.float32) * 10 ** (-60 / 20) * 32768  # -60 dBFS noise floor
+            wav = out / f"commands_{lang}.wav"
+            sf.write(wav, np.clip(x, -32768, 32767).astype(np.int16), SR, subtype="PCM_16")
+            # with --binary: what tests/bundled_model.rs checks (segmenter cuts, each transcribed by tract);
+            # an utterance that fails there is replaced by the next candidate
+            failed = binary_check(args.binary, wav, lang, [str(data["text"][i]) for i in utts]) if args.binary else []
+            if not failed or len(pool) - len(failed) < 3:
+                break
+            pool = [i for k, i in enumerate(pool) if k >= len(utts) or k not in failed]
         (out / f"commands_{lang}.txt").write_text("".join(str(data["text"][i]) + "\n" for i in utts))
-        print(f"{lang}: {len(good)}/{len(idx)} decode exactly in fp32 and int8; golden {[golden[-k][0] for k in range(len(picks), 0, -1)]}; "
+        print(f"{lang}: {len(good)}/{len(idx)} decode exactly in fp32 and int8, {len(robust)} also with margins; golden {[golden[-k][0] for k in range(len(picks), 0, -1)]}; "
               f"commands: {voice}, {len(utts)} utterances, {len(x) / SR:.1f} s", flush=True)
     (out / "golden.tsv").write_text("# file\tlanguage\tespeak-ng voice\texpected transcript (held-out sentence)\n"
                                     + "".join("\t".join(g) + "\n" for g in golden))
@@ -732,6 +780,8 @@ def main():
     p.add_argument("--eval-out", type=Path, default=None, help="eval: JSON results file (default MODEL/eval.json)")
     p.add_argument("--onnx", type=Path, default=Path(__file__).resolve().parent / "bundled",
                    help="fixtures: the int8 export (default models/bundled)")
+    p.add_argument("--binary", type=Path, default=None,
+                   help="fixtures: an edgescribe binary to check the commands recordings with (segmenter + tract)")
     p.add_argument("--fixtures-out", type=Path,
                    default=Path(__file__).resolve().parent.parent / "tests/fixtures/audio/trained")
     p.add_argument("--seed", type=int, default=0)

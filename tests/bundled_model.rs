@@ -60,7 +60,10 @@ fn transcribe(model: Option<&Path>, lang: &str, wav: &Path) -> String {
         wav.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap().trim_end().to_string()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
 }
 
 #[test]
@@ -93,7 +96,10 @@ fn held_out_voices_give_the_expected_words_in_every_language() {
     for g in &golden {
         let got = transcribe(Some(&bundled()), &g.lang, &trained(&g.file));
         if got != g.text {
-            wrong.push(format!("{} ({}): got {got:?}, want {:?}", g.file, g.lang, g.text));
+            wrong.push(format!(
+                "{} ({}): got {got:?}, want {:?}",
+                g.file, g.lang, g.text
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
