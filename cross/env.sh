@@ -8,7 +8,7 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$(cd "$(dirname "${BASH_SO
 export PKG_CONFIG_ALLOW_CROSS=1
 export PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
 # gcc drives the link but hands it to the LLD that ships with the Rust toolchain (the linker rustc
-# uses for x86_64 too): GNU ld is several times slower on binaries this size, and there are a dozen.
+# uses for x86_64 too): faster than GNU ld on ~250 MB test binaries, and there are over a dozen of them.
 # gcc-ld/ holds the `ld.lld` wrapper that -fuse-ld=lld finds through -B.
 _es_gcc_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld"
 if [ -x "$_es_gcc_ld/ld.lld" ]; then
