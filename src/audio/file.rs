@@ -49,14 +49,21 @@ impl AudioSource for WavSource {
             path: self.path.clone(),
             reason,
         };
-        let audio = wav::read(&self.path).map_err(|e| file_err(e.reason))?;
-        let mono = wav::downmix(&audio.interleaved, audio.channels);
-        let mut resampler = Resampler::new(audio.sample_rate, MODEL_RATE_HZ).map_err(file_err)?;
-        let mut converted = Vec::with_capacity(
-            mono.len() * MODEL_RATE_HZ as usize / audio.sample_rate as usize + 1,
-        );
-        resampler.process(&mono, &mut converted);
-        resampler.finish(&mut converted);
+        // The decoded file and its mono mix are freed before streaming starts: only the 16 kHz
+        // copy stays for the run (a long recording is a few hundred MB at most once).
+        let converted = {
+            let audio = wav::read(&self.path).map_err(|e| file_err(e.reason))?;
+            let mono = wav::downmix(&audio.interleaved, audio.channels);
+            drop(audio.interleaved);
+            let mut resampler =
+                Resampler::new(audio.sample_rate, MODEL_RATE_HZ).map_err(file_err)?;
+            let mut converted = Vec::with_capacity(
+                mono.len() * MODEL_RATE_HZ as usize / audio.sample_rate as usize + 4096,
+            );
+            resampler.process(&mono, &mut converted);
+            resampler.finish(&mut converted);
+            converted
+        };
 
         stats.live.store(true, Ordering::Relaxed);
         let start = Instant::now();

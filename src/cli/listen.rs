@@ -35,7 +35,8 @@ pub fn run(args: Args) -> Result<()> {
             ..AlsaConfig::default()
         })),
     };
-    let mut listener = Listener::start(source, &VadConfig::default(), 16)?;
+    let unpaced_file = args.input.is_some() && !args.realtime;
+    let mut listener = Listener::start(source, &VadConfig::default(), 16, unpaced_file)?;
     let ms = |samples: u64| samples * 1000 / MODEL_RATE_HZ as u64;
     loop {
         match listener.utterances().pop(Duration::from_millis(500)) {

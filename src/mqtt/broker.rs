@@ -67,6 +67,14 @@ pub fn start(listen: SocketAddr, max_packet_bytes: usize) -> Result<SocketAddr, 
     } else {
         listen
     };
+    // Readiness: the client connects at once and would log a refused first attempt otherwise.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::net::TcpStream::connect_timeout(&connect_to, std::time::Duration::from_millis(200))
+        .is_err()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     log::info!("embedded MQTT broker listening on {listen}");
     Ok(connect_to)
 }

@@ -175,7 +175,14 @@ pub fn run(options: RunOptions) -> Result<()> {
     };
     let source_name = source.describe();
     let capture_started = SystemTime::now();
-    let listener = Listener::start(source, &config.vad, config.recognizer.queue_utterances)?;
+    // A recording read unpaced goes as fast as the recogniser: wait for it rather than drop.
+    let unpaced_file = options.input.is_some() && !options.realtime;
+    let listener = Listener::start(
+        source,
+        &config.vad,
+        config.recognizer.queue_utterances,
+        unpaced_file,
+    )?;
     let shared = Arc::new(AsrShared {
         recognizer: Mutex::new(recognizer),
         mqtt: RwLock::new(Arc::new(mqtt)),

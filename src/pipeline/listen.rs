@@ -37,11 +37,14 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Starts capture and the VAD. Utterances wait in a queue of `queue_len` (oldest dropped when full).
+    /// Starts capture and the VAD. Utterances wait in a queue of `queue_len`; when it is full the
+    /// oldest is dropped (a live source), or, with `wait_when_full` (a recording read as fast as it is
+    /// recognised), the VAD waits for room and the recording waits for the VAD.
     pub fn start(
         source: Box<dyn AudioSource>,
         vad: &VadConfig,
         queue_len: usize,
+        wait_when_full: bool,
     ) -> Result<Listener, ListenError> {
         let mut segmenter = Segmenter::new(vad, MODEL_RATE_HZ).map_err(ListenError::Vad)?;
         let consumed = Arc::new(AtomicU64::new(0));
@@ -75,7 +78,10 @@ impl Listener {
                             }
                             VadEvent::Utterance { start_sample, samples, end } => {
                                 let start_sample = base_sample + start_sample;
-                                if queue.push(Utterance { start_sample, samples, end }).is_some() {
+                                let u = Utterance { start_sample, samples, end };
+                                if wait_when_full {
+                                    queue.push_wait(u);
+                                } else if queue.push(u).is_some() {
                                     log::warn!("vad: recogniser behind, dropped the oldest queued utterance");
                                 }
                             }

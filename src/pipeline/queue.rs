@@ -14,6 +14,8 @@ pub struct DropOldest<T> {
 struct Shared<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
+    /// Signalled when an item is taken (for [`DropOldest::push_wait`]).
+    space: Condvar,
     capacity: usize,
     dropped: AtomicU64,
 }
@@ -41,6 +43,7 @@ impl<T> DropOldest<T> {
                     closed: false,
                 }),
                 ready: Condvar::new(),
+                space: Condvar::new(),
                 capacity,
                 dropped: AtomicU64::new(0),
             }),
@@ -68,6 +71,20 @@ impl<T> DropOldest<T> {
         dropped
     }
 
+    /// Adds an item, waiting while the queue is full instead of dropping: for a recording read as
+    /// fast as it is recognised, where nothing should be lost and only the reader sets the pace.
+    pub fn push_wait(&self, item: T) {
+        let state = self.lock();
+        let mut state = self
+            .inner
+            .space
+            .wait_while(state, |s| s.items.len() >= self.inner.capacity && !s.closed)
+            .unwrap_or_else(|e| e.into_inner());
+        state.items.push_back(item);
+        drop(state);
+        self.inner.ready.notify_one();
+    }
+
     /// Takes the oldest item, waiting up to `timeout`. `None`: timed out, or closed and empty.
     pub fn pop(&self, timeout: Duration) -> Option<T> {
         let state = self.lock();
@@ -76,13 +93,19 @@ impl<T> DropOldest<T> {
             .ready
             .wait_timeout_while(state, timeout, |s| s.items.is_empty() && !s.closed)
             .unwrap_or_else(|e| e.into_inner());
-        state.items.pop_front()
+        let item = state.items.pop_front();
+        drop(state);
+        if item.is_some() {
+            self.inner.space.notify_one();
+        }
+        item
     }
 
     /// No more pushes will come; readers drain what is left, then get `None` at once.
     pub fn close(&self) {
         self.lock().closed = true;
         self.inner.ready.notify_all();
+        self.inner.space.notify_all();
     }
 
     pub fn is_closed_and_empty(&self) -> bool {
@@ -106,6 +129,27 @@ impl<T> DropOldest<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_wait_waits_for_room_and_loses_nothing() {
+        let q = DropOldest::new(2);
+        let producer = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    q.push_wait(i);
+                }
+                q.close();
+            })
+        };
+        let mut got = Vec::new();
+        while let Some(i) = q.pop(Duration::from_secs(5)) {
+            got.push(i);
+        }
+        producer.join().unwrap();
+        assert_eq!(got, (0..100).collect::<Vec<_>>());
+        assert_eq!(q.dropped(), 0);
+    }
 
     #[test]
     fn full_queue_drops_the_oldest_and_counts() {
