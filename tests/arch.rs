@@ -20,8 +20,9 @@ const X86_REFERENCE: &str = "reference/tract_x86_64_int8.safetensors";
 /// lands on the other side of a quantisation rounding boundary.
 const INT8_TOLERANCE: f32 = 1e-3;
 
-/// Under a wrongly configured emulator (two arm64 C libraries mixed) `pthread_create` never returns:
-/// this test then fails on its deadline instead of hanging the suite.
+/// Under a wrongly configured emulator (two arm64 C libraries mixed) `pthread_create` never returns, so
+/// this test hangs rather than fails: `cross/test-aarch64` runs it first under `timeout`, which turns
+/// that hang into one clear error. Its deadline catches threads that start but never finish.
 #[test]
 fn threads_start_and_finish() {
     let (tx, rx) = mpsc::channel();
