@@ -2,40 +2,20 @@
 
 mod common;
 
+use common::daemon::{quiet, read_wav, write_wav};
 use common::*;
 
 /// 1 s of quiet room noise, the fixture command, 1.5 s quiet, the command again, 1 s quiet.
 fn two_commands_wav(path: &std::path::Path) -> (usize, usize) {
-    let speech: Vec<i16> = hound::WavReader::open(audio("eng_lights.wav"))
-        .unwrap()
-        .into_samples()
-        .map(|s| s.unwrap())
-        .collect();
-    let mut state = 12345u32;
-    let mut quiet = |n: usize| -> Vec<i16> {
-        (0..n)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                ((state >> 16) % 21) as i16 - 10 // about -70 dBFS
-            })
-            .collect()
-    };
-    let mut all = quiet(16000);
+    let speech = read_wav(&audio("eng_lights.wav"));
+    let mut all = quiet(16000, 12345);
     let first = all.len();
     all.extend(&speech);
-    all.extend(quiet(24000));
+    all.extend(quiet(24000, 1));
     let second = all.len();
     all.extend(&speech);
-    all.extend(quiet(16000));
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    all.iter().for_each(|s| w.write_sample(*s).unwrap());
-    w.finalize().unwrap();
+    all.extend(quiet(16000, 2));
+    write_wav(path, &all);
     (first, second)
 }
 

@@ -24,6 +24,22 @@ fn config(path: &Path, langs: &str, source: &str, cache: &Path, extra: &str) {
     .unwrap();
 }
 
+/// `edgescribe pull-adapters ARGS`, asserting success; its stdout.
+fn pull_adapters(args: &[&str]) -> Vec<u8> {
+    let out = edgescribe_command()
+        .arg("pull-adapters")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 #[test]
 fn pull_adapters_takes_languages_source_and_cache_from_the_config() {
     let server = Server::serving(&crate::checkpoint());
@@ -37,22 +53,12 @@ fn pull_adapters_takes_languages_source_and_cache_from_the_config() {
         &dir.join("cache"),
         "",
     );
-    let out = edgescribe_command()
-        .args([
-            "pull-adapters",
-            "--config",
-            file.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pull_adapters(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ]);
     let mut paths = server.paths();
     paths.sort();
     paths.dedup();
@@ -64,26 +70,16 @@ fn pull_adapters_takes_languages_source_and_cache_from_the_config() {
         ]
     );
     // Flags win over the file.
-    let out = edgescribe_command()
-        .args([
-            "pull-adapters",
-            "--config",
-            file.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--languages",
-            "deu",
-            "--json",
-        ])
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = pull_adapters(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--languages",
+        "deu",
+        "--json",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     assert_eq!(json[0]["lang"], "deu");
     assert_eq!(json[0]["state"], "fetched");
 }
