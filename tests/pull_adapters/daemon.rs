@@ -133,19 +133,20 @@ fn the_daemon_pulls_only_its_languages_and_fetches_a_missing_one_when_asked() {
     // The mirror recovers; asking for `ita` over MQTT fetches it and switches.
     server.heal("adapter.ita.safetensors");
     sub.publish("edgescribe/pl/set/language", b"ita");
-    let state = sub
-        .wait_for(MINUTE, |m| {
-            m.topic == "edgescribe/pl/state" && m.json()["language"] == "ita"
-        })
-        .unwrap_or_else(|| panic!("no switch to ita; log:\n{}", daemon.log().join("\n")))
-        .json();
+    // The new state and the new language list come in either order.
+    let (mut state, mut languages) = (None, None);
+    while state.is_none() || languages.is_none() {
+        let m = sub
+            .next(MINUTE)
+            .unwrap_or_else(|| panic!("no switch to ita; log:\n{}", daemon.log().join("\n")));
+        if m.topic == "edgescribe/pl/state" && m.json()["language"] == "ita" {
+            state = Some(m.json());
+        } else if m.topic == "edgescribe/pl/languages" && m.json()[1]["state"] == "fetched" {
+            languages = Some(m.json());
+        }
+    }
+    let (state, languages) = (state.unwrap(), languages.unwrap());
     assert!(state["error"].is_null(), "{state}");
-    let languages = sub
-        .wait_for(MINUTE, |m| {
-            m.topic == "edgescribe/pl/languages" && m.json()[1]["state"] == "fetched"
-        })
-        .unwrap()
-        .json();
     assert_eq!(languages[1]["lang"], "ita");
 
     daemon.signal("TERM");
