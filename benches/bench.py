@@ -137,6 +137,12 @@ def main() -> int:
     if not args.binary.exists():
         raise SystemExit(f"bench: {args.binary} missing: cargo build --release first")
 
+    # A busy machine flatters whichever engine suffers less from contention (onnxruntime's spinning
+    # threads suffer most): a 1B table taken at load average 7 showed tract 0.68x onnxruntime, idle 1.7x.
+    load0 = os.getloadavg()[0]
+    if load0 > 0.5:
+        print(f"bench: warning: load average {load0:.2f} before starting; the ratios are not trustworthy",
+              file=sys.stderr)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         wav_path = args.wav or Path(tmp) / "bench.wav"
@@ -150,7 +156,7 @@ def main() -> int:
     load1 = os.getloadavg()[0]
     audio_s = results[0][3][0]["audio_s"]
     print(f"{audio_s:.1f} s audio, {args.threads} threads, median of {args.runs} runs after one warm-up; "
-          f"{os.cpu_count()} CPUs, load average {load1:.2f} at the end")
+          f"{os.cpu_count()} CPUs, load average {load0:.2f} before, {load1:.2f} at the end")
     print("| size (int8 file) | engine | run (s) | RTF | load (s) | load + first run (s) | peak RSS (MB) "
           "| RSS / file | run vs ort | load + first run vs ort |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -166,8 +172,12 @@ def main() -> int:
         for r in rows:
             if "load_timings" in r:
                 t = r["load_timings"]
+                rss = "".join(f", RSS {label} {r[key] * 1024 / 1e6:.0f} MB" for key, label in
+                              (("rss_after_load_kb", "after load"), ("rss_after_first_run_kb", "after first run"))
+                              if r.get(key))
                 print(f"load breakdown {size_label(manifest)} {r['engine']}: " +
-                      ", ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in t.items()))
+                      ", ".join(f"{k.removesuffix('_s')} {v:.2f} s" if k.endswith("_s") else f"{k} {v}"
+                                for k, v in t.items()) + rss)
     return 0
 
 

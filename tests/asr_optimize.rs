@@ -1,5 +1,6 @@
-//! Our passes over tract's optimised int8 model (src/asr/optimize) change speed, never results: each pass
-//! alone, and all together, give logits bit-identical to stock tract *on this machine* (the reference is
+//! Our passes over tract's int8 model (src/asr/optimize: the split into segments before tract's
+//! optimiser, the two passes after it) change speed, never results: each alone, and all together, give
+//! logits bit-identical to stock tract *on this machine* (the reference is
 //! recomputed here, never stored x86_64 floats, so this holds under QEMU on aarch64 too).
 
 mod common;
@@ -12,11 +13,18 @@ use edgescribe::asr::{Engine, EngineOptions};
 use edgescribe::audio::{wav, MODEL_RATE_HZ};
 use tract_onnx::prelude::*;
 
+const SPLIT_ONLY: Passes = Passes {
+    split_layers: true,
+    fold_weight_sums: false,
+    fast_dynamic_quantize: false,
+};
 const FOLD_ONLY: Passes = Passes {
+    split_layers: false,
     fold_weight_sums: true,
     fast_dynamic_quantize: false,
 };
 const QUANTIZE_ONLY: Passes = Passes {
+    split_layers: false,
     fold_weight_sums: false,
     fast_dynamic_quantize: true,
 };
@@ -29,6 +37,16 @@ fn bits(values: &[f32]) -> Vec<u32> {
 fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
     let engine =
         Engine::load_with_passes(&tiny_model("int8"), &EngineOptions { threads }, passes).unwrap();
+    let segments = engine.load_timings().segments;
+    if passes.split_layers {
+        // Two encoder layers: the residual stream offers cuts between and within them.
+        assert!(
+            segments >= 3,
+            "the tiny encoder was cut into {segments} segments"
+        );
+    } else {
+        assert_eq!(segments, 1);
+    }
     let mut all = Vec::new();
     for wav_name in REFERENCE_WAVS {
         let audio = wav::read_mono(&audio(&format!("{wav_name}.wav")), MODEL_RATE_HZ).unwrap();
@@ -58,6 +76,7 @@ fn assert_same(label: &str, want: &[(String, Vec<u32>)], got: &[(String, Vec<u32
 fn tiny_int8_logits_are_bit_identical_with_each_pass_and_all() {
     for threads in [1, 2] {
         let stock = tiny_logits(Passes::NONE, threads);
+        assert_same("split", &stock, &tiny_logits(SPLIT_ONLY, threads));
         assert_same("fold", &stock, &tiny_logits(FOLD_ONLY, threads));
         assert_same("quantize", &stock, &tiny_logits(QUANTIZE_ONLY, threads));
         assert_same("all", &stock, &tiny_logits(Passes::ALL, threads));

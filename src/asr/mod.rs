@@ -7,6 +7,7 @@
 //! - [`ctc`], [`features`]: pure decoding and normalisation.
 
 mod adapter;
+mod chain;
 pub mod ctc;
 mod engine;
 mod error;
@@ -18,6 +19,6 @@ pub mod store;
 pub mod vocab;
 
 pub use adapter::LanguagePack;
-pub use engine::{Engine, EngineOptions, LoadTimings, Logits};
+pub use engine::{process_status_kb, Engine, EngineOptions, LoadTimings, Logits};
 pub use error::AsrError;
 pub use recognizer::{Recognizer, Transcript, Word};

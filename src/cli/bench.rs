@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::asr::optimize::Passes;
-use crate::asr::{Engine, EngineOptions, LoadTimings, Recognizer};
+use crate::asr::{process_status_kb, Engine, EngineOptions, LoadTimings, Recognizer};
 use crate::audio::{wav, MODEL_RATE_HZ};
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +55,9 @@ struct Report {
     run_s: f64,
     rtf: f64,
     runs: usize,
+    /// Resident set once loaded, and after the first run (the harness measures the peak itself).
+    rss_after_load_kb: Option<u64>,
+    rss_after_first_run_kb: Option<u64>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -84,10 +87,12 @@ pub fn run(args: Args) -> Result<()> {
     let pack = engine.language(&lang)?;
     let recognizer = Recognizer::new(engine.clone(), pack);
     let load_s = t0.elapsed().as_secs_f64();
+    let rss_after_load_kb = process_status_kb("VmRSS:");
 
     let t0 = Instant::now();
     recognizer.transcribe(&samples)?;
     let first_run_s = t0.elapsed().as_secs_f64();
+    let rss_after_first_run_kb = process_status_kb("VmRSS:");
     let mut times = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
         let t0 = Instant::now();
@@ -123,6 +128,8 @@ pub fn run(args: Args) -> Result<()> {
         run_s,
         rtf: run_s / audio_s,
         runs: args.runs,
+        rss_after_load_kb,
+        rss_after_first_run_kb,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -7,6 +7,7 @@
 
 mod dynamic_quantize;
 mod fold_weight_sums;
+pub mod segments;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::ensure;
@@ -17,6 +18,8 @@ pub use fold_weight_sums::fold_weight_sums;
 /// Which of our passes to run after tract's optimiser. `Passes::default()` runs all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Passes {
+    /// Optimise the encoder as a chain of segments (about a layer each, `segments`), in parallel.
+    pub split_layers: bool,
     /// Fold `Reduce<Sum>(Cast<i32>(weight))` zero-point terms into constants.
     pub fold_weight_sums: bool,
     /// Replace tract's scalar `DynamicQuantizeLinearU8` with a vectorised, multithreaded one.
@@ -25,11 +28,13 @@ pub struct Passes {
 
 impl Passes {
     pub const ALL: Passes = Passes {
+        split_layers: true,
         fold_weight_sums: true,
         fast_dynamic_quantize: true,
     };
     /// Stock tract: the reference the passes are checked against.
     pub const NONE: Passes = Passes {
+        split_layers: false,
         fold_weight_sums: false,
         fast_dynamic_quantize: false,
     };

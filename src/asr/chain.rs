@@ -1,0 +1,178 @@
+//! The optimised encoder as a chain of plans (see `optimize::segments`): optimised in parallel at
+//! load, run one after the other per utterance.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::{bail, format_err};
+
+use super::optimize::segments::{Feed, Segment};
+use super::optimize::{self, Applied, Passes};
+
+/// Seconds per optimisation step, summed over segments (thread-seconds when they ran in parallel).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepSeconds {
+    pub declutter_s: f64,
+    pub codegen_s: f64,
+    pub passes_s: f64,
+    pub plan_s: f64,
+}
+
+pub struct Chain {
+    segments: Vec<Segment<Arc<TypedSimplePlan>>>,
+    /// The audio length symbol: later segments see only activations, whose shapes are expressions of
+    /// it that tract cannot solve backwards (a strided convolution's floor division), so it is set
+    /// for them from the audio.
+    samples: Symbol,
+}
+
+impl Chain {
+    /// Optimises every segment with tract's declutter and codegen, then our `passes`, on up to
+    /// `threads` threads. Each segment's unoptimised graph (and with it the unpacked weights it alone
+    /// holds) is dropped as soon as its plan exists.
+    pub fn optimise(
+        segments: Vec<Segment<TypedModel>>,
+        samples: Symbol,
+        passes: Passes,
+        threads: usize,
+    ) -> TractResult<(Chain, StepSeconds, Applied)> {
+        let count = segments.len();
+        let queue = Mutex::new(segments.into_iter().enumerate());
+        let done: Mutex<Vec<Option<Segment<Arc<TypedSimplePlan>>>>> =
+            Mutex::new((0..count).map(|_| None).collect());
+        let totals = Mutex::new((StepSeconds::default(), Applied::default()));
+        let worker = || -> TractResult<()> {
+            loop {
+                // Holding the lock only to take the next segment.
+                let next = queue.lock().map_err(|_| format_err!("poisoned"))?.next();
+                let Some((ix, segment)) = next else {
+                    return Ok(());
+                };
+                let (plan, steps, applied) = optimise_one(segment.model, passes)?;
+                let mut totals = totals.lock().map_err(|_| format_err!("poisoned"))?;
+                totals.0.declutter_s += steps.declutter_s;
+                totals.0.codegen_s += steps.codegen_s;
+                totals.0.passes_s += steps.passes_s;
+                totals.0.plan_s += steps.plan_s;
+                totals.1.folded_weight_sums += applied.folded_weight_sums;
+                totals.1.fast_dynamic_quantize += applied.fast_dynamic_quantize;
+                drop(totals);
+                done.lock().map_err(|_| format_err!("poisoned"))?[ix] = Some(Segment {
+                    model: plan,
+                    feeds: segment.feeds,
+                });
+            }
+        };
+        let threads = threads.clamp(1, count.max(1));
+        std::thread::scope(|scope| -> TractResult<()> {
+            let handles: Vec<_> = (1..threads)
+                .map(|n| {
+                    std::thread::Builder::new()
+                        .name(format!("model-load-{n}"))
+                        .spawn_scoped(scope, worker)
+                })
+                .collect::<Result<_, _>>()?;
+            let mut result = worker();
+            for handle in handles {
+                let joined = handle
+                    .join()
+                    .map_err(|_| format_err!("a model-load thread panicked"))?;
+                result = result.and(joined);
+            }
+            result
+        })?;
+        let segments = done
+            .into_inner()
+            .map_err(|_| format_err!("poisoned"))?
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| format_err!("a segment was not optimised"))?;
+        let (steps, applied) = totals.into_inner().map_err(|_| format_err!("poisoned"))?;
+        Ok((Chain { segments, samples }, steps, applied))
+    }
+
+    /// Every node of every segment's optimised graph.
+    pub fn nodes(&self) -> impl Iterator<Item = &TypedNode> {
+        self.segments.iter().flat_map(|s| s.model.model().nodes())
+    }
+
+    /// The output fact of the last segment: the encoder's output.
+    pub fn output_fact(&self) -> TractResult<&TypedFact> {
+        match self.segments.last() {
+            Some(last) => last.model.model().output_fact(0),
+            None => bail!("empty chain"),
+        }
+    }
+
+    /// Runs the segments in order on the model's `inputs` (audio `[1, S]` first) and returns the
+    /// encoder output. With `per_op`, times every node (seconds and count per op name).
+    pub fn run(
+        &self,
+        inputs: TVec<TValue>,
+        mut per_op: Option<&mut HashMap<String, (f64, usize)>>,
+    ) -> TractResult<TValue> {
+        let samples = match inputs.first().map(|t| t.shape()) {
+            Some([1, samples]) => *samples as i64,
+            other => bail!("audio input has shape {other:?}, expected [1, S]"),
+        };
+        let mut previous: Option<TValue> = None;
+        for segment in &self.segments {
+            let mut feeds = TVec::with_capacity(segment.feeds.len());
+            for feed in &segment.feeds {
+                feeds.push(match feed {
+                    Feed::Previous => previous
+                        .clone()
+                        .ok_or_else(|| format_err!("first segment fed by a previous one"))?,
+                    Feed::ModelInput(ix) => inputs
+                        .get(*ix)
+                        .cloned()
+                        .ok_or_else(|| format_err!("model input {ix} missing"))?,
+                });
+            }
+            let mut state = segment.model.spawn()?;
+            state
+                .turn_state
+                .resolved_symbols
+                .set(&self.samples, samples);
+            let mut outputs = match per_op.as_deref_mut() {
+                None => state.run(feeds)?,
+                Some(per_op) => {
+                    state.run_plan_with_eval(feeds, |ctx, op_state, node, values| {
+                        let t0 = Instant::now();
+                        let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, values);
+                        let entry = per_op.entry(node.op.name().to_string()).or_default();
+                        entry.0 += t0.elapsed().as_secs_f64();
+                        entry.1 += 1;
+                        out
+                    })?
+                }
+            };
+            previous = Some(outputs.remove(0));
+        }
+        previous.ok_or_else(|| format_err!("empty chain"))
+    }
+}
+
+fn optimise_one(
+    mut model: TypedModel,
+    passes: Passes,
+) -> TractResult<(Arc<TypedSimplePlan>, StepSeconds, Applied)> {
+    let mut steps = StepSeconds::default();
+    let mut clock = Instant::now();
+    let mut lap = || {
+        let elapsed = clock.elapsed().as_secs_f64();
+        clock = Instant::now();
+        elapsed
+    };
+    model.declutter()?;
+    steps.declutter_s = lap();
+    model.optimize()?;
+    steps.codegen_s = lap();
+    let applied = optimize::apply(&mut model, passes)?;
+    steps.passes_s = lap();
+    let plan = model.into_runnable()?;
+    steps.plan_s = lap();
+    Ok((plan, steps, applied))
+}

@@ -1,0 +1,252 @@
+//! Cuts the encoder into a chain of segments (about one transformer layer each) that tract optimises
+//! separately, in parallel, and that run one after the other.
+//!
+//! Why: tract 0.23.9's optimiser costs more per rewrite the bigger the graph is. Every
+//! `ModelPatch::apply` scans all nodes of the model for an op equal to each new one (comparing constant
+//! weights byte by byte), and declutter recomputes the evaluation order of the whole graph between
+//! rewrites; the int8 dequantisation alone applies thousands of patches. Profiled at MMS-1B on an idle
+//! Zen 4: `ModelPatch::apply` was 67% of codegen, `eval_order_for_nodes` 39% of declutter, 10 s in all.
+//! On a graph of one layer the same rewrites are cheap, and segments are independent work for the
+//! load threads. Written up as a ready-to-file upstream report in `docs/upstream/tract-patch-apply-quadratic.md`.
+//!
+//! The cut is exact, not an approximation: a boundary is a point of the evaluation order where one
+//! activation alone is alive (the residual stream between layers); constants and model inputs are not
+//! activations, each segment that reads one gets its own node for it (constants share their tensor).
+//! Each segment is the original nodes, in the original order, with the original ops. What changes is
+//! only that tract cannot fuse ops across a boundary, which at a residual stream it has nothing to fuse.
+
+use std::collections::{HashMap, HashSet};
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::{bail, ensure};
+use tract_onnx::tract_core::ops::konst::Const;
+
+/// What feeds one input of a segment, in the segment's input order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// The output of the segment before.
+    Previous,
+    /// An input of the whole model (the audio, an adapter weight).
+    ModelInput(usize),
+}
+
+/// One piece of the model: a standalone graph and where its inputs come from.
+#[derive(Debug)]
+pub struct Segment<M> {
+    pub model: M,
+    pub feeds: Vec<Feed>,
+}
+
+/// Splits `model` (one output) into segments of at least `min_nodes` computing nodes each, cut only
+/// where a single activation crosses. A model with no such point is one segment.
+pub fn split(model: &TypedModel, min_nodes: usize) -> TractResult<Vec<Segment<TypedModel>>> {
+    ensure!(
+        model.outputs.len() == 1,
+        "splitting needs a model with one output"
+    );
+    let order = model.eval_order()?;
+    let cuts = cut_points(model, &order, min_nodes.max(1))?;
+    let mut segments = Vec::with_capacity(cuts.len() + 1);
+    let mut start = 0;
+    let mut incoming = None;
+    for &(end, crossing) in &cuts {
+        segments.push(build(model, &order[start..=end], incoming, crossing)?);
+        start = end + 1;
+        incoming = Some(crossing);
+    }
+    segments.push(build(model, &order[start..], incoming, model.outputs[0])?);
+    Ok(segments)
+}
+
+/// Nodes that every segment may have its own copy of: constants and the model's inputs.
+fn shareable(model: &TypedModel, node: &TypedNode) -> bool {
+    node.op_is::<Const>() || model.inputs.iter().any(|o| o.node == node.id)
+}
+
+/// Positions in `order` after which exactly one activation is alive, with that activation, at least
+/// `min_nodes` computing nodes (not constants or inputs) apart and never at the very end.
+fn cut_points(
+    model: &TypedModel,
+    order: &[usize],
+    min_nodes: usize,
+) -> TractResult<Vec<(usize, OutletId)>> {
+    let mut position = vec![usize::MAX; model.nodes.len()];
+    for (pos, &id) in order.iter().enumerate() {
+        position[id] = pos;
+    }
+    // Where each activation is last read (the model's output lives to the end).
+    let mut expiring: HashMap<usize, Vec<OutletId>> = HashMap::new();
+    let mut alive: HashSet<OutletId> = HashSet::new();
+    let mut cuts = Vec::new();
+    let mut since_cut = 0usize;
+    for (pos, &id) in order.iter().enumerate() {
+        let node = model.node(id);
+        let work = !shareable(model, node);
+        if work {
+            since_cut += 1;
+            for (slot, output) in node.outputs.iter().enumerate() {
+                let outlet = OutletId::new(id, slot);
+                let mut last = output
+                    .successors
+                    .iter()
+                    .map(|s| position[s.node])
+                    .filter(|&p| p != usize::MAX)
+                    .max()
+                    .unwrap_or(pos);
+                if model.outputs.contains(&outlet) {
+                    last = order.len();
+                }
+                if last > pos {
+                    alive.insert(outlet);
+                    expiring.entry(last).or_default().push(outlet);
+                }
+            }
+        }
+        for outlet in expiring.remove(&pos).unwrap_or_default() {
+            alive.remove(&outlet);
+        }
+        // Cutting right after a computing node keeps every segment non-empty.
+        if work && alive.len() == 1 && pos + 1 < order.len() && since_cut >= min_nodes {
+            let crossing = *alive.iter().next().expect("one alive");
+            cuts.push((pos, crossing));
+            since_cut = 0;
+        }
+    }
+    Ok(cuts)
+}
+
+/// A standalone model of the nodes `span` (in evaluation order), fed by `incoming` (the previous
+/// segment's output) and producing `outgoing`.
+fn build(
+    model: &TypedModel,
+    span: &[usize],
+    incoming: Option<OutletId>,
+    outgoing: OutletId,
+) -> TractResult<Segment<TypedModel>> {
+    let mut segment = TypedModel {
+        symbols: model.symbols.clone(),
+        ..TypedModel::default()
+    };
+    let mut feeds = Vec::new();
+    let mut wired: HashMap<OutletId, OutletId> = HashMap::new();
+    if let Some(outlet) = incoming {
+        let source = segment.add_source(
+            "edgescribe.segment_input",
+            model.outlet_fact(outlet)?.clone(),
+        )?;
+        wired.insert(outlet, source);
+        feeds.push(Feed::Previous);
+    }
+    for &id in span {
+        let node = model.node(id);
+        if shareable(model, node) {
+            continue; // wired where first read
+        }
+        let mut inputs = TVec::new();
+        for &input in &node.inputs {
+            if let Some(&outlet) = wired.get(&input) {
+                inputs.push(outlet);
+                continue;
+            }
+            let producer = model.node(input.node);
+            let outlet = if let Some(ix) = model.inputs.iter().position(|o| *o == input) {
+                feeds.push(Feed::ModelInput(ix));
+                segment.add_source(&producer.name, model.outlet_fact(input)?.clone())?
+            } else if producer.op_is::<Const>() {
+                segment.wire_node(&producer.name, producer.op.clone(), &[])?[0]
+            } else {
+                bail!("{node} reads {producer} across a segment boundary");
+            };
+            wired.insert(input, outlet);
+            inputs.push(outlet);
+        }
+        let outputs = segment.wire_node(&node.name, node.op.clone(), &inputs)?;
+        for (slot, outlet) in outputs.into_iter().enumerate() {
+            wired.insert(OutletId::new(id, slot), outlet);
+        }
+    }
+    let Some(&output) = wired.get(&outgoing) else {
+        bail!("segment does not compute its output {outgoing:?}");
+    };
+    segment.select_output_outlets(&[output])?;
+    Ok(Segment {
+        model: segment,
+        feeds,
+    })
+}
+
+/// The whole model as its only segment (no split), fed by the model's inputs in order.
+pub fn whole(model: TypedModel) -> Vec<Segment<TypedModel>> {
+    let feeds = (0..model.inputs.len()).map(Feed::ModelInput).collect();
+    vec![Segment { model, feeds }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::tract_core::ops::math;
+
+    /// x → a = x + 1 → b = a · 2 → c = a + b (a and b both alive) → d = c · x (x is an input) → out.
+    fn residual() -> TractResult<TypedModel> {
+        let mut model = TypedModel::default();
+        let s = model.symbols.sym("S");
+        let x = model.add_source("x", f32::fact([s.to_dim()]))?;
+        let one = model.add_const("one", tensor1(&[1f32]))?;
+        let two = model.add_const("two", tensor1(&[2f32]))?;
+        let a = model.wire_node("a", math::add(), &[x, one])?[0];
+        let b = model.wire_node("b", math::mul(), &[a, two])?[0];
+        let c = model.wire_node("c", math::add(), &[a, b])?[0];
+        let d = model.wire_node("d", math::mul(), &[c, x])?[0];
+        model.select_output_outlets(&[d])?;
+        Ok(model)
+    }
+
+    fn op_names(segment: &Segment<TypedModel>) -> Vec<String> {
+        let order = segment.model.eval_order().unwrap();
+        order
+            .iter()
+            .map(|&id| segment.model.node(id).name.clone())
+            .filter(|n| ["a", "b", "c", "d"].contains(&n.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn cuts_only_where_one_activation_crosses_and_the_chain_computes_the_same() -> TractResult<()> {
+        let model = residual()?;
+        let segments = split(&model, 1)?;
+        let names: Vec<Vec<String>> = segments.iter().map(op_names).collect();
+        // Never between b and c: `a` and `b` are both alive there.
+        assert_eq!(names, [vec!["a"], vec!["b", "c"], vec!["d"]]);
+        assert_eq!(segments[0].feeds, [Feed::ModelInput(0)]);
+        assert_eq!(segments[1].feeds, [Feed::Previous]);
+        assert_eq!(segments[2].feeds, [Feed::Previous, Feed::ModelInput(0)]);
+
+        let x = tensor1(&[0.5f32, -3.0, 7.25]);
+        let want = model
+            .clone()
+            .into_runnable()?
+            .run(tvec!(x.clone().into()))?;
+        let mut previous: Option<TValue> = None;
+        for segment in segments {
+            let inputs = segment
+                .feeds
+                .iter()
+                .map(|f| match f {
+                    Feed::Previous => previous.clone().unwrap(),
+                    Feed::ModelInput(_) => x.clone().into(),
+                })
+                .collect();
+            previous = Some(segment.model.into_runnable()?.run(inputs)?.remove(0));
+        }
+        assert_eq!(*previous.unwrap(), *want[0]);
+        Ok(())
+    }
+
+    #[test]
+    fn min_nodes_merges_pieces_and_no_cut_leaves_one_segment() -> TractResult<()> {
+        let model = residual()?;
+        assert_eq!(split(&model, 2)?.len(), 2); // after c
+        assert_eq!(split(&model, 4)?.len(), 1);
+        Ok(())
+    }
+}
