@@ -160,6 +160,14 @@ pub struct DaemonStats {
     pub dropped_frames: u64,
     pub dropped_utterances: u64,
     pub xruns: u64,
+    /// Utterances recognised as nothing (noise the VAD let through): not published.
+    pub empty_utterances: u64,
+    /// Utterances discarded while listening was off.
+    pub muted_utterances: u64,
+    /// Utterances the recogniser failed on (logged with the cause).
+    pub recognition_failures: u64,
+    /// Recordings that could not be written (`--record-dir`), since it was last configured.
+    pub record_errors: u64,
 }
 
 /// The MQTT layer's own counters, since start.

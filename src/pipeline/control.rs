@@ -212,6 +212,10 @@ impl Daemon {
                 .listener
                 .source_stats()
                 .map_or(0, |s| s.xruns.load(Ordering::Relaxed)),
+            empty_utterances: c.empty.load(Ordering::Relaxed),
+            muted_utterances: c.muted.load(Ordering::Relaxed),
+            recognition_failures: c.failures.load(Ordering::Relaxed),
+            record_errors: self.shared.record_errors(),
         };
         self.shared.mqtt().publish_stats(stats);
         let status = format!(

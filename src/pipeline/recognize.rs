@@ -72,6 +72,7 @@ pub struct AsrCounters {
     pub empty: AtomicU64,
     /// Utterances discarded while listening was off.
     pub muted: AtomicU64,
+    /// Utterances the recogniser returned an error for.
     pub failures: AtomicU64,
     /// Sums for the real-time factor: audio recognised and time spent on it.
     pub audio_ms: AtomicU64,
@@ -79,6 +80,15 @@ pub struct AsrCounters {
 }
 
 impl AsrShared {
+    /// Failed recordings of the current recorder (0 without one).
+    pub fn record_errors(&self) -> u64 {
+        self.recorder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, |r| r.errors.load(Ordering::Relaxed))
+    }
+
     fn lock_recognizer(&self) -> std::sync::MutexGuard<'_, Recognizer> {
         self.recognizer.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -134,12 +134,14 @@ fn reload_commands_and_a_language_switch_mid_stream() {
     let dir = scratch("daemon-reload");
     let broker = Mosquitto::start(&dir.join("broker"), BrokerOptions::default());
     let sub = Subscriber::connect(broker.port, "test-sub-reload", &["edgescribe/rl/#"]);
-    // A recording paced in real time: a command at 1 s and at 9 s, then quiet (the daemon keeps
-    // listening until stopped).
+    // A recording paced in real time: a command at 1 s, at ~9 s and ~21 s (after the mute), then
+    // quiet (the daemon keeps listening until stopped).
     let speech = read_wav(&audio("eng_lights.wav"));
     let mut all = quiet(16000, 5);
     all.extend(&speech);
     all.extend(quiet(16000 * 6, 6));
+    all.extend(&speech);
+    all.extend(quiet(16000 * 10, 8));
     all.extend(&speech);
     all.extend(quiet(16000 * 40, 7));
     let wav = dir.join("stream.wav");
@@ -149,7 +151,7 @@ fn reload_commands_and_a_language_switch_mid_stream() {
         std::fs::write(
             &config,
             format!(
-                "languages = [{langs}]\n[vad]\nhangover_ms = {hangover_ms}\n[adapters]\ncache_dir = \"{}\"\nsource = \"\"\n[mqtt]\nbroker = \"{}\"\ndevice_id = \"rl\"\n",
+                "languages = [{langs}]\n[vad]\nhangover_ms = {hangover_ms}\n[adapters]\ncache_dir = \"{}\"\nsource = \"\"\n[mqtt]\nbroker = \"{}\"\ndevice_id = \"rl\"\nstats_interval_s = 1\n",
                 dir.join("cache").display(),
                 broker.url()
             ),
@@ -251,12 +253,23 @@ fn reload_commands_and_a_language_switch_mid_stream() {
         "the French head should read the same audio differently"
     );
 
-    // Mute: the state says so. A malformed reload leaves everything running.
+    // Mute: the state says so, and the third command is counted as muted, not published.
     sub.publish("edgescribe/rl/set/listening", b"off");
     sub.wait_for(MINUTE, |m| {
         m.topic == "edgescribe/rl/state" && m.json()["listening"] == false
     })
     .unwrap();
+    let stats = sub
+        .wait_for(MINUTE, |m| {
+            m.topic == "edgescribe/rl/stats" && m.json()["muted_utterances"].as_u64() >= Some(1)
+        })
+        .unwrap()
+        .json();
+    assert!(stats["utterances"].as_u64() >= Some(2), "{stats}");
+    assert_eq!(stats["recognition_failures"], 0, "{stats}");
+    assert_eq!(stats["record_errors"], 0, "{stats}");
+    assert!(stats["empty_utterances"].is_u64(), "{stats}");
+    // A malformed reload leaves everything running.
     std::fs::write(&config, "languages = [\"eng\"\n").unwrap();
     daemon.signal("HUP");
     daemon.wait_log("reload refused, the running configuration stays", MINUTE);
