@@ -39,8 +39,19 @@ fn embedded_broker_serves_subscribers() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let sub = Subscriber::connect(port, "embedded-sub", &["edgescribe/embedded-pi/#"]);
-    // rumqttd keeps retained messages: the node's `online` arrives on subscription.
+    // `online` arrives live (retain flag clear) if this subscription beat the node's publish to the
+    // broker (CI under QEMU caught that race), else as the retained message.
     let status = sub
+        .wait_for(WAIT, |m| m.topic.ends_with("/status"))
+        .expect("status from the embedded broker");
+    assert_eq!(status.text(), "online");
+    // Once the broker has it, rumqttd keeps it: a later subscriber gets it on subscription.
+    let late = Subscriber::connect(
+        port,
+        "embedded-late-sub",
+        &["edgescribe/embedded-pi/status"],
+    );
+    let status = late
         .wait_for(WAIT, |m| m.topic.ends_with("/status"))
         .expect("retained status from the embedded broker");
     assert_eq!((status.text().as_str(), status.retain), ("online", true));

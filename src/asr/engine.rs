@@ -162,6 +162,23 @@ impl Engine {
         names
     }
 
+    /// How many nodes of the optimised model run the op called `name` (e.g. `FastPackI8K4`): which
+    /// of our passes found something to do, for the tests and diagnostics.
+    pub fn op_count(&self, name: &str) -> usize {
+        self.chain.nodes().filter(|n| n.op.name() == name).count()
+    }
+
+    /// Every node of the optimised model as (op name, op info lines), for tests and diagnostics.
+    pub fn ops(&self) -> Vec<(String, String)> {
+        self.chain
+            .nodes()
+            .map(|n| {
+                let info = n.op.info().unwrap_or_default().join("; ");
+                (n.op.name().to_string(), info)
+            })
+            .collect()
+    }
+
     /// Loads a language from the model directory's `adapters/`.
     pub fn language(&self, lang: &str) -> Result<LanguagePack, AsrError> {
         self.vocabs.get(lang)?;

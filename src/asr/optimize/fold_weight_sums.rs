@@ -55,16 +55,12 @@ pub fn fold_weight_sums(model: &mut TypedModel) -> TractResult<usize> {
         patch.shunt_outside(model, last.id.into(), wire)?;
         folded += 1;
     }
-    if folded > 0 {
-        patch.apply(model)?;
-        // Drops the now unreachable casts and reductions (and their i32 copies' producers).
-        model.compact()?;
-    }
-    Ok(folded)
+    // Dropping the unreachable drops the casts and reductions (and their i32 copies' producers).
+    super::commit(patch, model, folded)
 }
 
 /// Runs `chain` (nearest-to-output first) on `source`; `None` if an op cannot run outside a plan.
-fn eval_chain(
+pub(super) fn eval_chain(
     model: &TypedModel,
     source: Arc<Tensor>,
     chain: &[usize],
@@ -84,7 +80,7 @@ fn eval_chain(
 
 /// Walks up from `reduce` through single-input, single-output ops to a constant; returns the constant
 /// and the ops between, nearest first (the reduction itself included).
-fn constant_chain(
+pub(super) fn constant_chain(
     model: &TypedModel,
     reduce: &TypedNode,
 ) -> TractResult<Option<(Arc<Tensor>, Vec<usize>)>> {

@@ -1,4 +1,6 @@
-//! Our passes over tract's optimised model, for the int8 (dynamically quantised) exports.
+//! Our passes over tract's model, for the int8 (dynamically quantised) exports: the split into
+//! segments before tract's optimiser (`segments`), then, on each optimised segment, folding constant
+//! weight sums, a vectorised `DynamicQuantizeLinear` and a threaded int8 activation packer.
 //!
 //! Each pass fixes one thing stock tract 0.23.9 does slowly and keeps the logits bit-identical to
 //! the unmodified model (`tests/asr_optimize.rs` checks each pass alone against no pass). Each is
@@ -6,6 +8,8 @@
 //! internet on the development machine); drop a pass once tract fixes the cause.
 
 mod dynamic_quantize;
+mod fast_pack;
+mod fold_packs;
 mod fold_weight_sums;
 pub mod segments;
 
@@ -13,6 +17,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::ensure;
 
 pub use dynamic_quantize::FastDynamicQuantizeLinearU8;
+pub use fast_pack::FastPackI8K4;
 pub use fold_weight_sums::fold_weight_sums;
 
 /// Which of our passes to run after tract's optimiser. `Passes::default()` runs all of them.
@@ -20,10 +25,13 @@ pub use fold_weight_sums::fold_weight_sums;
 pub struct Passes {
     /// Optimise the encoder as a chain of segments (about a layer each, `segments`), in parallel.
     pub split_layers: bool,
-    /// Fold `Reduce<Sum>(Cast<i32>(weight))` zero-point terms into constants.
+    /// Fold `Reduce<Sum>(Cast<i32>(weight))` zero-point terms into constants, and pack constant
+    /// weights tract left to be packed at every run.
     pub fold_weight_sums: bool,
     /// Replace tract's scalar `DynamicQuantizeLinearU8` with a vectorised, multithreaded one.
     pub fast_dynamic_quantize: bool,
+    /// Replace tract's byte-by-byte int8 activation packing with a threaded word-wise one.
+    pub fast_pack: bool,
 }
 
 impl Passes {
@@ -31,12 +39,14 @@ impl Passes {
         split_layers: true,
         fold_weight_sums: true,
         fast_dynamic_quantize: true,
+        fast_pack: true,
     };
     /// Stock tract: the reference the passes are checked against.
     pub const NONE: Passes = Passes {
         split_layers: false,
         fold_weight_sums: false,
         fast_dynamic_quantize: false,
+        fast_pack: false,
     };
 }
 
@@ -51,6 +61,8 @@ impl Default for Passes {
 pub struct Applied {
     pub folded_weight_sums: usize,
     pub fast_dynamic_quantize: usize,
+    pub fast_pack: usize,
+    pub folded_packs: usize,
 }
 
 /// Runs the selected passes on a model tract has already optimised (`into_optimized`).
@@ -61,6 +73,13 @@ pub fn apply(model: &mut TypedModel, passes: Passes) -> TractResult<Applied> {
     }
     if passes.fast_dynamic_quantize {
         applied.fast_dynamic_quantize = replace_dynamic_quantize(model)?;
+    }
+    if passes.fast_pack {
+        applied.fast_pack = replace_packs(model)?;
+    }
+    if passes.fold_weight_sums {
+        // The same const-folding budget leaves weight packs in the plan (see `fold_packs`).
+        applied.folded_packs = fold_packs::fold_constant_packs(model)?;
     }
     Ok(applied)
 }
@@ -91,9 +110,34 @@ fn replace_dynamic_quantize(model: &mut TypedModel) -> TractResult<usize> {
         }
         replaced += 1;
     }
-    if replaced > 0 {
+    commit(patch, model, replaced)
+}
+
+fn replace_packs(model: &mut TypedModel) -> TractResult<usize> {
+    let mut patch = TypedModelPatch::new("threaded int8 packing");
+    let mut replaced = 0;
+    for node in model.nodes() {
+        let Some(op) = FastPackI8K4::replacing(model, node)? else {
+            continue;
+        };
+        let taps = patch.taps(model, &node.inputs)?;
+        let wire = patch.wire_node(&node.name, op, &taps)?[0];
+        patch.shunt_outside(model, node.id.into(), wire)?;
+        replaced += 1;
+    }
+    commit(patch, model, replaced)
+}
+
+/// Applies `patch` if it changed anything (`changes` nodes), then drops what became unreachable (the
+/// replaced ops, and the constants only they read). Returns `changes`.
+pub(crate) fn commit(
+    patch: TypedModelPatch,
+    model: &mut TypedModel,
+    changes: usize,
+) -> TractResult<usize> {
+    if changes > 0 {
         patch.apply(model)?;
         model.compact()?;
     }
-    Ok(replaced)
+    Ok(changes)
 }
