@@ -29,7 +29,7 @@ pub struct Args {
     /// Threads for inference (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// `stock`: tract's optimiser alone, without edgescribe's passes (src/asr/optimize), for comparison.
+    /// `stock`: tract alone, without edgescribe's segment split and passes (src/asr/optimize).
     #[arg(long, value_enum, default_value_t = PassChoice::All)]
     passes: PassChoice,
     /// Also time every node of one run and print seconds per op type to stderr, slowest first.
