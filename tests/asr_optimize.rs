@@ -18,24 +18,35 @@ const SPLIT_ONLY: Passes = Passes {
     fold_weight_sums: false,
     fast_dynamic_quantize: false,
     fast_pack: false,
+    fuse_dequantize: false,
 };
 const FOLD_ONLY: Passes = Passes {
     split_layers: false,
     fold_weight_sums: true,
     fast_dynamic_quantize: false,
     fast_pack: false,
+    fuse_dequantize: false,
 };
 const QUANTIZE_ONLY: Passes = Passes {
     split_layers: false,
     fold_weight_sums: false,
     fast_dynamic_quantize: true,
     fast_pack: false,
+    fuse_dequantize: false,
 };
 const PACK_ONLY: Passes = Passes {
     split_layers: false,
     fold_weight_sums: false,
     fast_dynamic_quantize: false,
     fast_pack: true,
+    fuse_dequantize: false,
+};
+const DEQUANTIZE_ONLY: Passes = Passes {
+    split_layers: false,
+    fold_weight_sums: false,
+    fast_dynamic_quantize: false,
+    fast_pack: false,
+    fuse_dequantize: true,
 };
 
 fn bits(values: &[f32]) -> Vec<u32> {
@@ -63,6 +74,28 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
     );
     if !passes.fast_pack {
         assert_eq!(engine.op_count("FastPackI8K4"), 0);
+    }
+    // Every int8 matmul of the tiny model ends in the Cast → Mul tail, and the two residual
+    // branches of each layer in an Add.
+    let ops = engine.ops();
+    let int8_matmuls = ops
+        .iter()
+        .filter(|(name, info)| name == "OptMatMul" && info.contains(",I32,"))
+        .count();
+    let dequantizers = engine.op_count("FastDequantize");
+    if passes.fuse_dequantize {
+        assert!(int8_matmuls > 0);
+        assert_eq!(
+            dequantizers, int8_matmuls,
+            "int8 matmuls without a fused tail"
+        );
+        let with_add = ops
+            .iter()
+            .filter(|(name, info)| name == "FastDequantize" && info.ends_with("add"))
+            .count();
+        assert!(with_add >= 4, "{with_add} residual adds fused");
+    } else {
+        assert_eq!(dequantizers, 0);
     }
     let mut all = Vec::new();
     for wav_name in REFERENCE_WAVS {
@@ -97,6 +130,7 @@ fn tiny_int8_logits_are_bit_identical_with_each_pass_and_all() {
         assert_same("fold", &stock, &tiny_logits(FOLD_ONLY, threads));
         assert_same("quantize", &stock, &tiny_logits(QUANTIZE_ONLY, threads));
         assert_same("pack", &stock, &tiny_logits(PACK_ONLY, threads));
+        assert_same("dequantize", &stock, &tiny_logits(DEQUANTIZE_ONLY, threads));
         assert_same("all", &stock, &tiny_logits(Passes::ALL, threads));
     }
 }

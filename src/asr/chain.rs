@@ -59,6 +59,7 @@ impl Chain {
                 totals.1.folded_weight_sums += applied.folded_weight_sums;
                 totals.1.fast_dynamic_quantize += applied.fast_dynamic_quantize;
                 totals.1.fast_pack += applied.fast_pack;
+                totals.1.fused_dequantize += applied.fused_dequantize;
                 totals.1.folded_packs += applied.folded_packs;
                 drop(totals);
                 done.lock().map_err(|_| format_err!("poisoned"))?[ix] = Some(Segment {

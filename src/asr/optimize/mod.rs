@@ -1,12 +1,14 @@
 //! Our passes over tract's model, for the int8 (dynamically quantised) exports: the split into
 //! segments before tract's optimiser (`segments`), then, on each optimised segment, folding constant
-//! weight sums, a vectorised `DynamicQuantizeLinear` and a threaded int8 activation packer.
+//! weight sums, a vectorised `DynamicQuantizeLinear`, a threaded int8 activation packer and a fused
+//! dequantisation after each int8 matmul.
 //!
 //! Each pass fixes one thing stock tract 0.23.9 does slowly and keeps the logits bit-identical to
 //! the unmodified model (`tests/asr_optimize.rs` checks each pass alone against no pass). Each is
 //! written up as a ready-to-file upstream report in `docs/upstream/` (not filed from here: no
 //! internet on the development machine); drop a pass once tract fixes the cause.
 
+mod dequantize;
 mod dynamic_quantize;
 mod fast_pack;
 mod fold_packs;
@@ -16,6 +18,7 @@ pub mod segments;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::ensure;
 
+pub use dequantize::FastDequantize;
 pub use dynamic_quantize::FastDynamicQuantizeLinearU8;
 pub use fast_pack::FastPackI8K4;
 pub use fold_weight_sums::fold_weight_sums;
@@ -32,6 +35,8 @@ pub struct Passes {
     pub fast_dynamic_quantize: bool,
     /// Replace tract's byte-by-byte int8 activation packing with a threaded word-wise one.
     pub fast_pack: bool,
+    /// Run each int8 matmul's `Cast → Mul(scale) [→ Add]` tail as one threaded op, in place.
+    pub fuse_dequantize: bool,
 }
 
 impl Passes {
@@ -40,6 +45,7 @@ impl Passes {
         fold_weight_sums: true,
         fast_dynamic_quantize: true,
         fast_pack: true,
+        fuse_dequantize: true,
     };
     /// Stock tract: the reference the passes are checked against.
     pub const NONE: Passes = Passes {
@@ -47,6 +53,7 @@ impl Passes {
         fold_weight_sums: false,
         fast_dynamic_quantize: false,
         fast_pack: false,
+        fuse_dequantize: false,
     };
 }
 
@@ -63,6 +70,7 @@ pub struct Applied {
     pub fast_dynamic_quantize: usize,
     pub fast_pack: usize,
     pub folded_packs: usize,
+    pub fused_dequantize: usize,
 }
 
 /// Runs the selected passes on a model tract has already optimised (`into_optimized`).
@@ -76,6 +84,9 @@ pub fn apply(model: &mut TypedModel, passes: Passes) -> TractResult<Applied> {
     }
     if passes.fast_pack {
         applied.fast_pack = replace_packs(model)?;
+    }
+    if passes.fuse_dequantize {
+        applied.fused_dequantize = dequantize::fuse_dequantize(model)?;
     }
     if passes.fold_weight_sums {
         // The same const-folding budget leaves weight packs in the plan (see `fold_packs`).
