@@ -152,3 +152,14 @@ pub(crate) fn commit(
     }
     Ok(changes)
 }
+
+/// xorshift64: deterministic test data without a dependency, for the passes' unit tests.
+#[cfg(test)]
+pub(crate) fn test_rng(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
