@@ -19,6 +19,7 @@ const SPLIT_ONLY: Passes = Passes {
     fast_dynamic_quantize: false,
     fast_pack: false,
     fuse_dequantize: false,
+    ..Passes::NONE
 };
 const FOLD_ONLY: Passes = Passes {
     split_layers: false,
@@ -26,6 +27,7 @@ const FOLD_ONLY: Passes = Passes {
     fast_dynamic_quantize: false,
     fast_pack: false,
     fuse_dequantize: false,
+    ..Passes::NONE
 };
 const QUANTIZE_ONLY: Passes = Passes {
     split_layers: false,
@@ -33,6 +35,7 @@ const QUANTIZE_ONLY: Passes = Passes {
     fast_dynamic_quantize: true,
     fast_pack: false,
     fuse_dequantize: false,
+    ..Passes::NONE
 };
 const PACK_ONLY: Passes = Passes {
     split_layers: false,
@@ -40,6 +43,7 @@ const PACK_ONLY: Passes = Passes {
     fast_dynamic_quantize: false,
     fast_pack: true,
     fuse_dequantize: false,
+    ..Passes::NONE
 };
 const DEQUANTIZE_ONLY: Passes = Passes {
     split_layers: false,
@@ -47,6 +51,15 @@ const DEQUANTIZE_ONLY: Passes = Passes {
     fast_dynamic_quantize: false,
     fast_pack: false,
     fuse_dequantize: true,
+    ..Passes::NONE
+};
+const BROADCAST_ONLY: Passes = Passes {
+    fast_broadcast: true,
+    ..Passes::NONE
+};
+const RMS_NORM_ONLY: Passes = Passes {
+    fast_rms_norm: true,
+    ..Passes::NONE
 };
 
 fn bits(values: &[f32]) -> Vec<u32> {
@@ -74,6 +87,10 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
     );
     if !passes.fast_pack {
         assert_eq!(engine.op_count("FastPackI8K4"), 0);
+        assert_eq!(engine.op_count("FastPackF32"), 0);
+    } else {
+        // Attention's f32 products pack their activations at run time.
+        assert!(engine.op_count("FastPackF32") > 0);
     }
     // Every int8 matmul of the tiny model ends in the Cast → Mul tail, and the two residual
     // branches of each layer in an Add.
@@ -97,6 +114,20 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
     } else {
         assert_eq!(dequantizers, 0);
     }
+    // The tiny model keeps f32 Adds/Subs on tract's broadcasting path (the feature extractor's
+    // conv bias and layer norm, each layer's adapter residual): threaded ones replace them.
+    let broadcasts = engine.op_count("FastBroadcast");
+    if passes.fast_broadcast {
+        assert!(broadcasts >= 4, "{broadcasts} threaded broadcasts");
+    } else {
+        assert_eq!(broadcasts, 0);
+    }
+    // The feature extractor's layer norms normalise over channels, a non-last axis.
+    let inner_norms = engine.op_count("FastRmsNormInner");
+    assert!(
+        passes.fast_rms_norm == (inner_norms > 0),
+        "{inner_norms} inner-axis norms"
+    );
     let mut all = Vec::new();
     for wav_name in REFERENCE_WAVS {
         let audio = wav::read_mono(&audio(&format!("{wav_name}.wav")), MODEL_RATE_HZ).unwrap();
@@ -131,6 +162,8 @@ fn tiny_int8_logits_are_bit_identical_with_each_pass_and_all() {
         assert_same("quantize", &stock, &tiny_logits(QUANTIZE_ONLY, threads));
         assert_same("pack", &stock, &tiny_logits(PACK_ONLY, threads));
         assert_same("dequantize", &stock, &tiny_logits(DEQUANTIZE_ONLY, threads));
+        assert_same("broadcast", &stock, &tiny_logits(BROADCAST_ONLY, threads));
+        assert_same("rms norm", &stock, &tiny_logits(RMS_NORM_ONLY, threads));
         assert_same("all", &stock, &tiny_logits(Passes::ALL, threads));
     }
 }
@@ -302,4 +335,21 @@ fn every_dynamic_quantize_is_replaced_and_the_wide_output_is_unchanged() {
         });
         assert_bits_eq(&want, &got, &format!("{frames} frames"));
     }
+}
+
+/// Each f32 Add/Sub the broadcast pass takes is replaced, not duplicated: when one replaced op
+/// reads another (the conv bias Add feeds the layer norm's Sub), the original must not stay in the
+/// plan to feed it.
+#[test]
+fn threaded_broadcasts_replace_the_ops_they_take() {
+    let load = |passes| {
+        Engine::load_with_passes(&tiny_model("int8"), &EngineOptions { threads: 1 }, passes)
+            .unwrap()
+    };
+    let count = |engine: &Engine| engine.op_count("Add") + engine.op_count("Sub");
+    let stock = load(Passes::NONE);
+    let threaded = load(BROADCAST_ONLY);
+    let replaced = threaded.op_count("FastBroadcast");
+    assert!(replaced >= 4, "{replaced} threaded broadcasts");
+    assert_eq!(count(&threaded) + replaced, count(&stock));
 }

@@ -126,6 +126,52 @@ fn int8_argmax_agrees_with_onnxruntime_on_the_same_int8_file() {
     );
 }
 
+/// On AMD cores with AVX-512 VNNI every int8 matmul runs tract's 16×16 VNNI tile, which measured
+/// faster there (src/asr/optimize/int8_tile.rs); unless the user chose through tract's environment
+/// variable. The agreement with onnxruntime above is then checked with that tile.
+#[test]
+fn int8_matmuls_run_the_wide_vnni_tile_on_amd() {
+    let engine = engine("int8");
+    let ops = engine.ops();
+    let int8: Vec<&String> = ops
+        .iter()
+        .filter(|(name, info)| name == "OptMatMul" && info.contains(",I32,"))
+        .map(|(_, info)| info)
+        .collect();
+    assert!(!int8.is_empty(), "no int8 matmul in the plan");
+    // tract's scorer still gives a matmul narrower than the tile (m < 16: the tiny model's grouped
+    // positional convolution, 8 channels per group) the 8x8 tile; that is its call, by shape.
+    let rows = |info: &str| -> usize {
+        let m = info
+            .split("Mult: m:")
+            .nth(1)
+            .and_then(|s| s.split(' ').next());
+        m.and_then(|m| m.parse().ok()).unwrap_or(0)
+    };
+    let wide_enough: Vec<&&String> = int8.iter().filter(|info| rows(info) >= 16).collect();
+    let wide = wide_enough
+        .iter()
+        .filter(|info| info.contains("avx512vnni_mmm_i32_16x16"))
+        .count();
+    #[cfg(target_arch = "x86_64")]
+    let expected = std::env::var_os("TRACT_AVX512_FMA_UNITS").is_none()
+        && std::is_x86_feature_detected!("avx512vnni")
+        && edgescribe::asr::optimize::is_amd();
+    #[cfg(not(target_arch = "x86_64"))]
+    let expected = false;
+    if expected {
+        assert!(!wide_enough.is_empty());
+        assert_eq!(wide, wide_enough.len(), "int8 matmuls: {int8:#?}");
+    } else if std::env::var_os("TRACT_AVX512_FMA_UNITS").is_none() {
+        // Elsewhere tract decides (its probe picks 16x16 on dual-port Intel servers): nothing to
+        // assert but that the plan has int8 matmuls, checked above.
+        eprintln!(
+            "not an AMD AVX-512 VNNI core: {wide} of {} int8 matmuls on the 16x16 tile",
+            int8.len()
+        );
+    }
+}
+
 /// sonos/tract#2174: tract once failed to analyse onnxruntime's quantised Conv (`ConvInteger`) in a
 /// wav2vec2 front end. Our int8 export quantises the conv front end; it must load and run.
 #[test]

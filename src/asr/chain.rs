@@ -61,6 +61,8 @@ impl Chain {
                 totals.1.fast_pack += applied.fast_pack;
                 totals.1.fused_dequantize += applied.fused_dequantize;
                 totals.1.folded_packs += applied.folded_packs;
+                totals.1.fast_broadcast += applied.fast_broadcast;
+                totals.1.fast_rms_norm += applied.fast_rms_norm;
                 drop(totals);
                 done.lock().map_err(|_| format_err!("poisoned"))?[ix] = Some(Segment {
                     model: plan,
@@ -110,11 +112,11 @@ impl Chain {
     }
 
     /// Runs the segments in order on the model's `inputs` (audio `[1, S]` first) and returns the
-    /// encoder output. With `per_op`, times every node (seconds and count per op name).
+    /// encoder output. With `profile`, times every node (seconds and count per key).
     pub fn run(
         &self,
         inputs: TVec<TValue>,
-        mut per_op: Option<&mut HashMap<String, (f64, usize)>>,
+        mut profile: Option<(&mut NodeTimes, ProfileKey)>,
     ) -> TractResult<TValue> {
         let samples = match inputs.first().map(|t| t.shape()) {
             Some([1, samples]) => *samples as i64,
@@ -139,13 +141,30 @@ impl Chain {
                 .turn_state
                 .resolved_symbols
                 .set(&self.samples, samples);
-            let mut outputs = match per_op.as_deref_mut() {
+            let mut outputs = match profile.as_mut() {
                 None => state.run(feeds)?,
-                Some(per_op) => {
+                Some((per_key, by)) => {
+                    let by = *by;
                     state.run_plan_with_eval(feeds, |ctx, op_state, node, values| {
+                        let key = match by {
+                            ProfileKey::Op => node.op.name().to_string(),
+                            ProfileKey::Node => {
+                                let inputs: Vec<String> = values
+                                    .iter()
+                                    .map(|v| format!("{:?}{:?}", v.datum_type(), v.shape()))
+                                    .collect();
+                                let info = node.op.info().unwrap_or_default().join("; ");
+                                format!(
+                                    "{}\t{}\t{info}\t{}",
+                                    node.op.name(),
+                                    node.name,
+                                    inputs.join(" ")
+                                )
+                            }
+                        };
                         let t0 = Instant::now();
                         let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, values);
-                        let entry = per_op.entry(node.op.name().to_string()).or_default();
+                        let entry = per_key.entry(key).or_default();
                         entry.0 += t0.elapsed().as_secs_f64();
                         entry.1 += 1;
                         out
@@ -156,6 +175,18 @@ impl Chain {
         }
         previous.ok_or_else(|| format_err!("empty chain"))
     }
+}
+
+/// Seconds and node count per profile key.
+pub type NodeTimes = HashMap<String, (f64, usize)>;
+
+/// What `Chain::run` times its nodes by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileKey {
+    /// The op's name: where the time goes, by kind of work.
+    Op,
+    /// Op, node name, op info and input types/shapes, tab-separated: which node, on what.
+    Node,
 }
 
 fn optimise_one(

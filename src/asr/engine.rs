@@ -7,7 +7,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
 
 use super::adapter::LanguagePack;
-use super::chain::Chain;
+use super::chain::{Chain, ProfileKey};
 use super::ctc::{greedy_decode, Decoded};
 use super::features::normalize_into;
 use super::manifest::Manifest;
@@ -106,6 +106,9 @@ impl Engine {
         let onnx_path = manifest.check_file(dir, &manifest.graph.file)?;
         let vocab_path = manifest.check_file(dir, &manifest.vocab.file)?;
         let vocabs = Vocabularies::load(&vocab_path, &manifest.vocab)?;
+        if passes.wide_int8_tile {
+            super::optimize::prefer_wide_int8_tile();
+        }
         let (chain, load_timings) = with_weight_sized_mappings(|| {
             build_chain(
                 &manifest,
@@ -241,17 +244,19 @@ impl Engine {
         Ok(inputs)
     }
 
-    /// Runs the encoder once on `samples`, timing every node: seconds and node count per op name,
-    /// slowest first. For `edgescribe bench --profile`: where the time goes, on this CPU.
+    /// Runs the encoder once on `samples`, timing every node: seconds and node count per key
+    /// (op name, or each node: see [`ProfileKey`]), slowest first. For `edgescribe bench
+    /// --profile`: where the time goes, on this CPU.
     pub fn profile(
         &self,
         pack: &LanguagePack,
         samples: &[f32],
+        by: ProfileKey,
     ) -> Result<Vec<(String, f64, usize)>, AsrError> {
         let inputs = self.inputs(pack, samples)?;
         let mut per_op: std::collections::HashMap<String, (f64, usize)> = Default::default();
         multithread_tract_scope(self.executor.clone(), || {
-            self.chain.run(inputs, Some(&mut per_op))
+            self.chain.run(inputs, Some((&mut per_op, by)))
         })
         .map_err(AsrError::engine)?;
         let mut per_op: Vec<(String, f64, usize)> =

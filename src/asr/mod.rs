@@ -19,6 +19,7 @@ pub mod store;
 pub mod vocab;
 
 pub use adapter::LanguagePack;
+pub use chain::ProfileKey;
 pub use engine::{process_status_kb, Engine, EngineOptions, LoadTimings, Logits};
 pub use error::AsrError;
 pub use recognizer::{Recognizer, Transcript, Word};

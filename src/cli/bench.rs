@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::asr::optimize::Passes;
-use crate::asr::{process_status_kb, Engine, EngineOptions, LoadTimings, Recognizer};
+use crate::asr::{process_status_kb, Engine, EngineOptions, LoadTimings, ProfileKey, Recognizer};
 use crate::audio::{wav, MODEL_RATE_HZ};
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +35,9 @@ pub struct Args {
     /// Also time every node of one run and print seconds per op type to stderr, slowest first.
     #[arg(long)]
     profile: bool,
+    /// Like --profile, one line per node: op, node name, op info and input shapes, tab-separated.
+    #[arg(long)]
+    profile_nodes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -100,8 +103,13 @@ pub fn run(args: Args) -> Result<()> {
         times.push(t0.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
-    if args.profile {
-        let per_op = engine.profile(&engine.language(&lang)?, &samples)?;
+    if args.profile || args.profile_nodes {
+        let by = if args.profile_nodes {
+            ProfileKey::Node
+        } else {
+            ProfileKey::Op
+        };
+        let per_op = engine.profile(&engine.language(&lang)?, &samples, by)?;
         let total: f64 = per_op.iter().map(|(_, s, _)| s).sum();
         eprintln!("profile: one run, {total:.3} s in nodes");
         for (op, seconds, nodes) in per_op {

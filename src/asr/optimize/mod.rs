@@ -1,27 +1,36 @@
 //! Our passes over tract's model, for the int8 (dynamically quantised) exports: the split into
 //! segments before tract's optimiser (`segments`), then, on each optimised segment, folding constant
 //! weight sums, a vectorised `DynamicQuantizeLinear`, a threaded int8 activation packer and a fused
-//! dequantisation after each int8 matmul.
+//! dequantisation after each int8 matmul, threaded broadcast `Add`/`Sub` and inner-axis `RmsNorm`; and, before any of it, the choice of tract's int8 tile
+//! (`int8_tile`).
 //!
 //! Each pass fixes one thing stock tract 0.23.9 does slowly and keeps the logits bit-identical to
 //! the unmodified model (`tests/asr_optimize.rs` checks each pass alone against no pass). Each is
 //! written up as a ready-to-file upstream report in `docs/upstream/` (not filed from here: no
 //! internet on the development machine); drop a pass once tract fixes the cause.
 
+mod broadcast;
 mod dequantize;
 mod dynamic_quantize;
 mod fast_pack;
+mod fast_pack_f32;
 mod fold_packs;
 mod fold_weight_sums;
+mod int8_tile;
+mod rms_norm;
 pub mod segments;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::ensure;
 
+pub use broadcast::FastBroadcast;
 pub use dequantize::FastDequantize;
 pub use dynamic_quantize::FastDynamicQuantizeLinearU8;
 pub use fast_pack::FastPackI8K4;
+pub use fast_pack_f32::FastPackF32;
 pub use fold_weight_sums::fold_weight_sums;
+pub use int8_tile::{is_amd, prefer_wide_int8_tile};
+pub use rms_norm::FastRmsNormInner;
 
 /// Which of our passes to run after tract's optimiser. `Passes::default()` runs all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,10 +42,18 @@ pub struct Passes {
     pub fold_weight_sums: bool,
     /// Replace tract's scalar `DynamicQuantizeLinearU8` with a vectorised, multithreaded one.
     pub fast_dynamic_quantize: bool,
-    /// Replace tract's byte-by-byte int8 activation packing with a threaded word-wise one.
+    /// Replace tract's byte-by-byte int8 activation packing with a threaded word-wise one, and its
+    /// element-by-element f32 packing of 64-row panels with row copies.
     pub fast_pack: bool,
     /// Run each int8 matmul's `Cast → Mul(scale) [→ Add]` tail as one threaded op, in place.
     pub fuse_dequantize: bool,
+    /// Run the f32 `Add`/`Sub` tract left on its general broadcasting path threaded, row by row.
+    pub fast_broadcast: bool,
+    /// Run `RmsNorm` over a non-last axis threaded and in place (tract copies twice, one thread).
+    pub fast_rms_norm: bool,
+    /// On AMD cores with AVX-512 VNNI, ask tract for its 16×16 int8 tile (`int8_tile`). Process-wide,
+    /// decided at the first load.
+    pub wide_int8_tile: bool,
 }
 
 impl Passes {
@@ -46,6 +63,9 @@ impl Passes {
         fast_dynamic_quantize: true,
         fast_pack: true,
         fuse_dequantize: true,
+        fast_broadcast: true,
+        fast_rms_norm: true,
+        wide_int8_tile: true,
     };
     /// Stock tract: the reference the passes are checked against.
     pub const NONE: Passes = Passes {
@@ -54,6 +74,9 @@ impl Passes {
         fast_dynamic_quantize: false,
         fast_pack: false,
         fuse_dequantize: false,
+        fast_broadcast: false,
+        fast_rms_norm: false,
+        wide_int8_tile: false,
     };
 }
 
@@ -71,6 +94,8 @@ pub struct Applied {
     pub fast_pack: usize,
     pub folded_packs: usize,
     pub fused_dequantize: usize,
+    pub fast_broadcast: usize,
+    pub fast_rms_norm: usize,
 }
 
 /// Runs the selected passes on a model tract has already optimised (`into_optimized`).
@@ -87,6 +112,13 @@ pub fn apply(model: &mut TypedModel, passes: Passes) -> TractResult<Applied> {
     }
     if passes.fuse_dequantize {
         applied.fused_dequantize = dequantize::fuse_dequantize(model)?;
+    }
+    if passes.fast_broadcast {
+        // After the fused dequantisation, which takes the residual Adds it can fuse.
+        applied.fast_broadcast = broadcast::replace_broadcasts(model)?;
+    }
+    if passes.fast_rms_norm {
+        applied.fast_rms_norm = rms_norm::replace_inner_rms_norms(model)?;
     }
     if passes.fold_weight_sums {
         // The same const-folding budget leaves weight packs in the plan (see `fold_packs`).
@@ -128,7 +160,11 @@ fn replace_packs(model: &mut TypedModel) -> TractResult<usize> {
     let mut patch = TypedModelPatch::new("threaded int8 packing");
     let mut replaced = 0;
     for node in model.nodes() {
-        let Some(op) = FastPackI8K4::replacing(model, node)? else {
+        let op: Box<dyn TypedOp> = if let Some(op) = FastPackI8K4::replacing(model, node)? {
+            Box::new(op)
+        } else if let Some(op) = FastPackF32::replacing(model, node)? {
+            Box::new(op)
+        } else {
             continue;
         };
         let taps = patch.taps(model, &node.inputs)?;

@@ -1,0 +1,322 @@
+//! A packer for f32 activations, threaded over the matrices of a batch, put in place of tract's
+//! `OptMatMulPack` to its f32 `PackedFormat`, with the same layout.
+//!
+//! Why: attention's `softmax(QKᵀ)·V` packs `V` (`[T, heads, 80]`, `k` = T strided, `mn` = 80
+//! contiguous) for tract's 64-row f32 kernel. tract 0.23.9 copies whole rows only for panels of
+//! 16–128 bytes; a 64-float panel is 256 bytes, so it falls to its element-by-element writer:
+//! 0.7 ms per pack, 35 ms of a 1.4 s MMS-1B run, on one thread, for 1.3 MB of data. The layout is
+//! `out[p·panel_len + k·r + m % r] = src[k, m]` for panel `p = m / r`, the rest zero; the 16 heads
+//! are independent matrices, packed on all threads. tract packs a batch's matrices one after the
+//! other, each too small for its own threading: attention's other packs (`k` contiguous, where
+//! tract's own packer is fast) took 39 ms a run; they are run by tract's packer, one matrix per
+//! thread.
+//!
+//! Anything else (another format, a single matrix with a strided `mn`, a non-f32 type) keeps
+//! tract's op.
+
+use tract_linalg::mmm::{
+    EagerPackedInput, MMMInputFormat, MMMInputValue, PackedExoticFact, PackedMatrixStorage,
+};
+use tract_linalg::multithread::par_chunks_mut;
+use tract_linalg::pack::PackedFormat;
+use tract_onnx::prelude::tract_ndarray::Dimension;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::matmul::pack::{DynPackedExoticFact, OptMatMulPack};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct FastPackF32 {
+    /// tract's packers for this input: one, or two picked by `mn` (1: a vector, else a matrix),
+    /// as tract's `ModePicker::VecVsMat` does.
+    packers: Vec<PackedFormat>,
+    k_axis: usize,
+    mn_axis: usize,
+}
+
+impl FastPackF32 {
+    /// The replacement for `node` if it is an `OptMatMulPack` of f32 to f32 `PackedFormat`s.
+    pub fn replacing(model: &TypedModel, node: &TypedNode) -> TractResult<Option<FastPackF32>> {
+        if !node.op_is::<OptMatMulPack>() || node.inputs.len() != 1 || node.outputs.len() != 1 {
+            return Ok(None);
+        }
+        let Some(exotic) = node.outputs[0]
+            .fact
+            .exotic_fact
+            .as_ref()
+            .and_then(|e| e.downcast_ref::<DynPackedExoticFact>())
+        else {
+            return Ok(None);
+        };
+        let packers: Option<Vec<PackedFormat>> = exotic
+            .packers
+            .iter()
+            .map(|p| p.downcast_ref::<PackedFormat>().cloned())
+            .collect();
+        let Some(packers) = packers else {
+            return Ok(None);
+        };
+        let input = model.outlet_fact(node.inputs[0])?;
+        let f32_only = packers.iter().all(|p| p.dt == f32::datum_type());
+        if !(1..=2).contains(&packers.len()) || !f32_only || input.datum_type != f32::datum_type() {
+            return Ok(None);
+        }
+        let output = &node.outputs[0].fact;
+        let mapping = node.op.axes_mapping(&[input], &[output])?;
+        let k_axis = mapping.axis('K')?.inputs[0][0];
+        let mn_axis = mapping.axis('M')?.inputs[0][0];
+        // Where it is faster: `mn` contiguous (the copies), or a batch of matrices (threads).
+        let batch = FastPackF32 {
+            packers: vec![],
+            k_axis,
+            mn_axis,
+        }
+        .output_shape(&input.shape);
+        let batched = batch
+            .iter()
+            .product::<TDim>()
+            .to_usize()
+            .is_ok_and(|n| n > 1);
+        if mn_axis + 1 != input.rank() && !batched {
+            return Ok(None);
+        }
+        Ok(Some(FastPackF32 {
+            packers,
+            k_axis,
+            mn_axis,
+        }))
+    }
+
+    fn output_shape<D: DimLike>(&self, input: &[D]) -> TVec<D> {
+        let mut shape: TVec<D> = input.into();
+        shape.remove(self.mn_axis.max(self.k_axis));
+        shape.remove(self.mn_axis.min(self.k_axis));
+        shape
+    }
+}
+
+/// Packs the matrix at element `offset` of `src`: `k` rows `k_stride` apart, `mn` contiguous.
+fn pack_contiguous_mn(
+    packer: &PackedFormat,
+    src: &[f32],
+    offset: usize,
+    k: usize,
+    mn: usize,
+    k_stride: usize,
+) -> TractResult<Box<dyn MMMInputValue>> {
+    let r = packer.r;
+    let panel_len = packer.single_panel_len(k);
+    let panels = mn.div_ceil(r);
+    ensure!(
+        mn == 0 || k == 0 || offset + (k - 1) * k_stride + mn <= src.len(),
+        "packing past the end of the input"
+    );
+    // SAFETY: every byte is written below (zeroed, then the values copied over).
+    let mut blob =
+        unsafe { Blob::new_for_size_and_align(panels * panel_len * 4, packer.alignment_bytes) };
+    // SAFETY: the blob is aligned for f32 (alignment_bytes is a multiple of 4) and sized in f32s.
+    let out = unsafe {
+        std::slice::from_raw_parts_mut(
+            blob.as_bytes_mut().as_mut_ptr() as *mut f32,
+            panels * panel_len,
+        )
+    };
+    out.fill(0.0);
+    for (p, panel) in out.chunks_exact_mut(panel_len.max(1)).enumerate() {
+        let m0 = p * r;
+        let width = r.min(mn - m0);
+        for kk in 0..k {
+            let from = offset + kk * k_stride + m0;
+            panel[kk * r..kk * r + width].copy_from_slice(&src[from..from + width]);
+        }
+    }
+    Ok(Box::new(EagerPackedInput {
+        fact: PackedExoticFact {
+            format: Box::new(packer.clone()),
+            mn: mn.to_dim(),
+            k,
+        },
+        packed: blob.into(),
+        panel_bytes: panel_len * 4,
+        mn,
+    }))
+}
+
+impl Op for FastPackF32 {
+    fn name(&self) -> StaticName {
+        "FastPackF32".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "{:?}. k axis: {}, mn axis: {}",
+            self.packers, self.k_axis, self.mn_axis
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for FastPackF32 {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let shape = input.shape();
+        let strides = input.strides();
+        let (k, mn) = (shape[self.k_axis], shape[self.mn_axis]);
+        // tract's ModePicker::VecVsMat: the second packer unless `mn` is a single vector.
+        let packer = &self.packers[if self.packers.len() == 2 {
+            (mn > 1) as usize
+        } else {
+            0
+        }];
+        let output_shape = self.output_shape(shape);
+        let mut batch: TVec<usize> = shape.into();
+        batch[self.k_axis] = 1;
+        batch[self.mn_axis] = 1;
+        let offsets: Vec<isize> = tract_ndarray::indices(&*batch)
+            .into_iter()
+            .map(|coord| {
+                let coord = coord.as_array_view();
+                coord
+                    .iter()
+                    .zip(strides)
+                    .map(|(x, s)| *x as isize * s)
+                    .sum()
+            })
+            .collect();
+        let (k_stride, mn_stride) = (strides[self.k_axis], strides[self.mn_axis]);
+        let copies =
+            (mn_stride == 1 || mn <= 1) && k_stride >= 0 && offsets.iter().all(|&o| o >= 0);
+        let plain = input.try_as_plain_ram()?;
+        let src = plain.as_slice::<f32>()?;
+        let mut values: Vec<Option<Box<dyn MMMInputValue>>> =
+            (0..offsets.len()).map(|_| None).collect();
+        // The batch's matrices (attention's heads) are independent: one per task.
+        par_chunks_mut(&mut values, 1, src.len(), |first, chunk| {
+            for (ix, slot) in chunk.iter_mut().enumerate() {
+                let offset = offsets[first + ix];
+                *slot = Some(if copies {
+                    pack_contiguous_mn(packer, src, offset as usize, k, mn, k_stride as usize)?
+                } else {
+                    // SAFETY: the view is the input's own bytes with its own shape and strides,
+                    // at the batch offset tract's op uses.
+                    let view =
+                        unsafe { TensorView::from_bytes(&input, offset * 4, shape, strides) };
+                    packer.prepare_one_view(&view, self.k_axis, self.mn_axis)?
+                });
+            }
+            Ok(())
+        })?;
+        let values: TVec<Box<dyn MMMInputValue>> = values.into_iter().flatten().collect();
+        let packed =
+            PackedMatrixStorage::new_batched(&output_shape, values).into_tensor(input.datum_type());
+        Ok(tvec!(packed.into_tvalue()))
+    }
+}
+
+impl TypedOp for FastPackF32 {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let exotic = DynPackedExoticFact {
+            k: inputs[0].shape[self.k_axis].clone(),
+            mn: inputs[0].shape[self.mn_axis].clone(),
+            packers: self
+                .packers
+                .iter()
+                .map(|p| Box::new(p.clone()) as _)
+                .collect(),
+        };
+        Ok(tvec!(inputs[0]
+            .datum_type
+            .fact(self.output_shape(&inputs[0].shape))
+            .with_exotic_fact(exotic)))
+    }
+
+    as_op!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packed_bytes(value: &TValue) -> Vec<Vec<u8>> {
+        let storage = value.try_storage_as::<PackedMatrixStorage>().unwrap();
+        storage
+            .values()
+            .iter()
+            .map(|v| {
+                let eager = v.downcast_ref::<EagerPackedInput>().unwrap();
+                eager.packed.as_bytes().to_vec()
+            })
+            .collect()
+    }
+
+    /// Against tract's own packer (which zero-fills its padding in debug builds, as tests are),
+    /// byte for byte: attention's layout and others, whole and partial panels, 1 and 2 threads.
+    #[test]
+    fn packs_byte_identical_to_tract() {
+        let mut next = crate::asr::optimize::test_rng(0x2545_f491_4f6c_dd1d);
+        // (shape, k axis, mn axis)
+        let cases: [(&[usize], usize, usize); 6] = [
+            (&[37, 5, 80], 0, 2), // attention's V: [T, heads, 80], mn contiguous
+            (&[37, 5, 80], 2, 0), // attention's Q: k contiguous
+            (&[4, 5, 6], 0, 1),   // neither: tract's own packer
+            (&[9, 130], 0, 1),
+            (&[1, 1, 64], 0, 2),
+            (&[7, 1], 0, 1), // a vector: tract's first packer
+        ];
+        for threads in [1, 2] {
+            let executor = tract_linalg::multithread::Executor::multithread(threads);
+            tract_linalg::multithread::multithread_tract_scope(executor, || {
+                for (shape, k_axis, mn_axis) in cases {
+                    let len: usize = shape.iter().product();
+                    let values: Vec<f32> = (0..len).map(|_| next() as u32 as f32).collect();
+                    let input = Tensor::from_shape(shape, &values).unwrap();
+                    for r in [64usize, 3, 16] {
+                        let packers = vec![
+                            PackedFormat::new(f32::datum_type(), 1, 4),
+                            PackedFormat::new(f32::datum_type(), r, 256),
+                        ];
+                        let fast = FastPackF32 {
+                            packers: packers.clone(),
+                            k_axis,
+                            mn_axis,
+                        };
+                        let got = fast
+                            .eval(
+                                &EvalContext::out_of_plan(),
+                                tvec!(input.clone().into_tvalue()),
+                            )
+                            .unwrap();
+                        let mut batch: TVec<usize> = shape.into();
+                        batch[k_axis] = 1;
+                        batch[mn_axis] = 1;
+                        let mn = shape[mn_axis];
+                        let packer = &packers[(mn > 1) as usize];
+                        let want: Vec<Vec<u8>> = tract_ndarray::indices(&*batch)
+                            .into_iter()
+                            .map(|coord| {
+                                let offset: isize = coord
+                                    .as_array_view()
+                                    .iter()
+                                    .zip(input.strides())
+                                    .map(|(x, s)| *x as isize * s * 4)
+                                    .sum();
+                                let view = unsafe {
+                                    TensorView::from_bytes(&input, offset, shape, input.strides())
+                                };
+                                let v = packer.prepare_one_view(&view, k_axis, mn_axis).unwrap();
+                                let eager = v.downcast_ref::<EagerPackedInput>().unwrap();
+                                eager.packed.as_bytes().to_vec()
+                            })
+                            .collect();
+                        assert!(
+                            packed_bytes(&got[0]) == want,
+                            "{shape:?} k {k_axis} mn {mn_axis} r {r}"
+                        );
+                    }
+                }
+            });
+        }
+    }
+}
