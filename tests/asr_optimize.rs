@@ -61,6 +61,10 @@ const RMS_NORM_ONLY: Passes = Passes {
     fast_rms_norm: true,
     ..Passes::NONE
 };
+const LAYER_NORM_ONLY: Passes = Passes {
+    fuse_layer_norm: true,
+    ..Passes::NONE
+};
 
 fn bits(values: &[f32]) -> Vec<u32> {
     values.iter().map(|v| v.to_bits()).collect()
@@ -128,6 +132,14 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
         passes.fast_rms_norm == (inner_norms > 0),
         "{inner_norms} inner-axis norms"
     );
+    // Each encoder layer's layer norms (and the encoder's), over the last axis.
+    let layer_norms = engine.op_count("FastLayerNorm");
+    if passes.fuse_layer_norm {
+        assert!(layer_norms >= 6, "{layer_norms} fused layer norms");
+        assert_eq!(engine.op_count("OptSubByScalar"), 0, "{ops:#?}");
+    } else {
+        assert_eq!(layer_norms, 0);
+    }
     let mut all = Vec::new();
     for wav_name in REFERENCE_WAVS {
         let audio = wav::read_mono(&audio(&format!("{wav_name}.wav")), MODEL_RATE_HZ).unwrap();
@@ -164,6 +176,7 @@ fn tiny_int8_logits_are_bit_identical_with_each_pass_and_all() {
         assert_same("dequantize", &stock, &tiny_logits(DEQUANTIZE_ONLY, threads));
         assert_same("broadcast", &stock, &tiny_logits(BROADCAST_ONLY, threads));
         assert_same("rms norm", &stock, &tiny_logits(RMS_NORM_ONLY, threads));
+        assert_same("layer norm", &stock, &tiny_logits(LAYER_NORM_ONLY, threads));
         assert_same("all", &stock, &tiny_logits(Passes::ALL, threads));
     }
 }

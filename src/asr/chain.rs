@@ -63,6 +63,7 @@ impl Chain {
                 totals.1.folded_packs += applied.folded_packs;
                 totals.1.fast_broadcast += applied.fast_broadcast;
                 totals.1.fast_rms_norm += applied.fast_rms_norm;
+                totals.1.fused_layer_norm += applied.fused_layer_norm;
                 drop(totals);
                 done.lock().map_err(|_| format_err!("poisoned"))?[ix] = Some(Segment {
                     model: plan,

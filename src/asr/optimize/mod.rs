@@ -1,7 +1,7 @@
 //! Our passes over tract's model, for the int8 (dynamically quantised) exports: the split into
 //! segments before tract's optimiser (`segments`), then, on each optimised segment, folding constant
 //! weight sums, a vectorised `DynamicQuantizeLinear`, a threaded int8 activation packer and a fused
-//! dequantisation after each int8 matmul, threaded broadcast `Add`/`Sub` and inner-axis `RmsNorm`; and, before any of it, the choice of tract's int8 tile
+//! dequantisation after each int8 matmul, threaded broadcast `Add`/`Sub` and inner-axis `RmsNorm`, fused layer norms; and, before any of it, the choice of tract's int8 tile
 //! (`int8_tile`).
 //!
 //! Each pass fixes one thing stock tract 0.23.9 does slowly and keeps the logits bit-identical to
@@ -17,6 +17,7 @@ mod fast_pack_f32;
 mod fold_packs;
 mod fold_weight_sums;
 mod int8_tile;
+mod layer_norm;
 mod rms_norm;
 pub mod segments;
 
@@ -30,6 +31,7 @@ pub use fast_pack::FastPackI8K4;
 pub use fast_pack_f32::FastPackF32;
 pub use fold_weight_sums::fold_weight_sums;
 pub use int8_tile::{is_amd, prefer_wide_int8_tile};
+pub use layer_norm::FastLayerNorm;
 pub use rms_norm::FastRmsNormInner;
 
 /// Which of our passes to run after tract's optimiser. `Passes::default()` runs all of them.
@@ -51,6 +53,8 @@ pub struct Passes {
     pub fast_broadcast: bool,
     /// Run `RmsNorm` over a non-last axis threaded and in place (tract copies twice, one thread).
     pub fast_rms_norm: bool,
+    /// Run each last-axis layer norm (sum, mean, subtraction, RMS norm) as one threaded pass.
+    pub fuse_layer_norm: bool,
     /// On AMD cores with AVX-512 VNNI, ask tract for its 16×16 int8 tile (`int8_tile`). Process-wide,
     /// decided at the first load.
     pub wide_int8_tile: bool,
@@ -65,6 +69,7 @@ impl Passes {
         fuse_dequantize: true,
         fast_broadcast: true,
         fast_rms_norm: true,
+        fuse_layer_norm: true,
         wide_int8_tile: true,
     };
     /// Stock tract: the reference the passes are checked against.
@@ -76,6 +81,7 @@ impl Passes {
         fuse_dequantize: false,
         fast_broadcast: false,
         fast_rms_norm: false,
+        fuse_layer_norm: false,
         wide_int8_tile: false,
     };
 }
@@ -96,6 +102,7 @@ pub struct Applied {
     pub fused_dequantize: usize,
     pub fast_broadcast: usize,
     pub fast_rms_norm: usize,
+    pub fused_layer_norm: usize,
 }
 
 /// Runs the selected passes on a model tract has already optimised (`into_optimized`).
@@ -119,6 +126,9 @@ pub fn apply(model: &mut TypedModel, passes: Passes) -> TractResult<Applied> {
     }
     if passes.fast_rms_norm {
         applied.fast_rms_norm = rms_norm::replace_inner_rms_norms(model)?;
+    }
+    if passes.fuse_layer_norm {
+        applied.fused_layer_norm = layer_norm::fuse_layer_norms(model)?;
     }
     if passes.fold_weight_sums {
         // The same const-folding budget leaves weight packs in the plan (see `fold_packs`).
