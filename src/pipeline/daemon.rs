@@ -331,13 +331,29 @@ impl Daemon {
                 self.config.recognizer.drain_timeout_s
             );
         }
+        self.close_recorder();
         self.stop_mqtt(deadline);
         Ok(())
+    }
+
+    /// Writes the recordings still queued (`--record-dir`) and stops the recorder's thread. Without
+    /// this the recorder went with the last `Arc` of the shared state, possibly the recogniser
+    /// thread's, which the process does not wait for: the last recordings could be lost at exit.
+    fn close_recorder(&self) {
+        let recorder = self
+            .shared
+            .recorder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(recorder);
     }
 
     /// `--input` ran out: everything is recognised; exit once the broker has it all.
     fn input_done(&mut self, rx: &Receiver<Event>) -> Result<()> {
         let capture = self.listener.wait();
+        // The recogniser has finished (it sent AsrDone after its last utterance).
+        self.close_recorder();
         let mqtt = self.shared.mqtt();
         let deadline = Instant::now() + INPUT_DELIVERY_TIMEOUT;
         let delivered = loop {

@@ -9,7 +9,7 @@
 //! are independent matrices, packed on all threads. tract packs a batch's matrices one after the
 //! other, each too small for its own threading: attention's other packs (`k` contiguous, where
 //! tract's own packer is fast) took 39 ms a run; they are run by tract's packer, one matrix per
-//! thread.
+//! thread. Written up in `docs/upstream/tract-pack-f32-wide-panels.md`.
 //!
 //! Anything else (another format, a single matrix with a strided `mn`, a non-f32 type) keeps
 //! tract's op.

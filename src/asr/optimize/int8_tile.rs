@@ -15,7 +15,7 @@
 //! Mechanism: tract's `TRACT_AVX512_FMA_UNITS` knob, set through its public API. It is process-wide
 //! and tract reads it once, at the first int8 kernel selection of the process. A user who set the
 //! environment variable keeps their choice. Both tiles accumulate in exact i32 arithmetic, so the
-//! choice changes speed, never the logits.
+//! choice changes speed, never the logits. Written up in `docs/upstream/tract-vnni-tile-zen4.md`.
 
 /// Asks tract for the 16×16 VNNI tile where it was measured faster (AMD with AVX-512 VNNI) and the
 /// user has not chosen. Returns whether it did. Call before the first model is optimised.

@@ -7,7 +7,8 @@
 //! layer (`[1, T, 1280]` at 1B): ~85 ms of a 1.4 s MMS-1B run. `FastLayerNorm` does each row's
 //! sum, mean, subtraction and normalisation back to back, rows across threads, calling the same
 //! tract-linalg kernels for the sum (`Func::ReduceSum`) and the normalisation (`rms_norm_f32`), and
-//! the same IEEE product and difference in between, so the logits stay bit-identical.
+//! the same IEEE product and difference in between, so the logits stay bit-identical. Written up in
+//! `docs/upstream/tract-broadcast-binops-and-norms.md` (3).
 
 use tract_linalg::multithread::par_chunks_mut;
 use tract_linalg::routines::Func;

@@ -7,7 +7,8 @@
 //! 33 MB per copy) that was 16–35 ms per run and two transient copies, the largest allocations of a
 //! run: they set the process's peak memory. `FastRmsNormInner` computes the same IEEE operations in
 //! the same order (squares summed one channel after the other from zero, times `outer·inner /
-//! len`, plus eps, `sqrt().recip()`, times the input), in the input's own buffer.
+//! len`, plus eps, `sqrt().recip()`, times the input), in the input's own buffer. Written up in
+//! `docs/upstream/tract-broadcast-binops-and-norms.md` (2).
 
 use tract_linalg::multithread::par_chunks_mut;
 use tract_onnx::prelude::*;
