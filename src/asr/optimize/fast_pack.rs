@@ -26,47 +26,86 @@ pub struct FastPackI8K4 {
     mn_axis: usize,
 }
 
-impl FastPackI8K4 {
-    /// The replacement for `node` if it is an `OptMatMulPack` to `PackedI8K4` of a byte type.
-    pub fn replacing(model: &TypedModel, node: &TypedNode) -> TractResult<Option<FastPackI8K4>> {
+/// An `OptMatMulPack` node as the replacements see it: its input's fact, the output's packing fact,
+/// and which input axes are `k` and `mn`.
+pub(super) struct PackNode<'m> {
+    pub input: &'m TypedFact,
+    pub exotic: &'m DynPackedExoticFact,
+    pub k_axis: usize,
+    pub mn_axis: usize,
+}
+
+impl<'m> PackNode<'m> {
+    pub fn of(model: &'m TypedModel, node: &'m TypedNode) -> TractResult<Option<PackNode<'m>>> {
         if !node.op_is::<OptMatMulPack>() || node.inputs.len() != 1 || node.outputs.len() != 1 {
             return Ok(None);
         }
-        let Some(exotic) = node.outputs[0]
-            .fact
+        let output = &node.outputs[0].fact;
+        let Some(exotic) = output
             .exotic_fact
             .as_ref()
             .and_then(|e| e.downcast_ref::<DynPackedExoticFact>())
         else {
             return Ok(None);
         };
+        let input = model.outlet_fact(node.inputs[0])?;
+        let mapping = node.op.axes_mapping(&[input], &[output])?;
+        Ok(Some(PackNode {
+            input,
+            exotic,
+            k_axis: mapping.axis('K')?.inputs[0][0],
+            mn_axis: mapping.axis('M')?.inputs[0][0],
+        }))
+    }
+}
+
+/// The packed output's shape: the input's without its `k` and `mn` axes (the batch of matrices).
+pub(super) fn packed_shape<D: DimLike>(input: &[D], k_axis: usize, mn_axis: usize) -> TVec<D> {
+    let mut shape: TVec<D> = input.into();
+    shape.remove(mn_axis.max(k_axis));
+    shape.remove(mn_axis.min(k_axis));
+    shape
+}
+
+/// The bytes of each packed matrix of a pack op's output, for comparing packers in tests.
+#[cfg(test)]
+pub(super) fn packed_bytes(value: &TValue) -> Vec<Vec<u8>> {
+    let storage = value.try_storage_as::<PackedMatrixStorage>().unwrap();
+    storage
+        .values()
+        .iter()
+        .map(|v| {
+            let eager = v.downcast_ref::<EagerPackedInput>().unwrap();
+            eager.packed.as_bytes().to_vec()
+        })
+        .collect()
+}
+
+impl FastPackI8K4 {
+    /// The replacement for `node` if it is an `OptMatMulPack` to `PackedI8K4` of a byte type.
+    pub fn replacing(model: &TypedModel, node: &TypedNode) -> TractResult<Option<FastPackI8K4>> {
+        let Some(pack) = PackNode::of(model, node)? else {
+            return Ok(None);
+        };
         // One packer is tract's `ModePicker::Single` (two would pick by size at run time).
-        let [packer] = exotic.packers.as_slice() else {
+        let [packer] = pack.exotic.packers.as_slice() else {
             return Ok(None);
         };
         let Some(packer) = packer.downcast_ref::<PackedI8K4>() else {
             return Ok(None);
         };
-        let input = model.outlet_fact(node.inputs[0])?;
-        if input.datum_type.size_of() != 1 {
+        if pack.input.datum_type.size_of() != 1 {
             return Ok(None);
         }
-        let output = &node.outputs[0].fact;
-        let mapping = node.op.axes_mapping(&[input], &[output])?;
-        let k_axis = mapping.axis('K')?.inputs[0][0];
-        let mn_axis = mapping.axis('M')?.inputs[0][0];
         Ok(Some(FastPackI8K4 {
             packer: packer.clone(),
-            k_axis,
-            mn_axis,
+            k_axis: pack.k_axis,
+            mn_axis: pack.mn_axis,
         }))
     }
 
     fn output_shape<D: DimLike>(&self, input: &[D]) -> TVec<D> {
-        let mut shape: TVec<D> = input.into();
-        shape.remove(self.mn_axis.max(self.k_axis));
-        shape.remove(self.mn_axis.min(self.k_axis));
-        shape
+        packed_shape(input, self.k_axis, self.mn_axis)
     }
 
     /// Packs the matrix at byte `offset` of `src`: `mn` rows `mn_stride` bytes apart, `k` contiguous.
@@ -206,18 +245,6 @@ impl TypedOp for FastPackI8K4 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn packed_bytes(value: &TValue) -> Vec<Vec<u8>> {
-        let storage = value.try_storage_as::<PackedMatrixStorage>().unwrap();
-        storage
-            .values()
-            .iter()
-            .map(|v| {
-                let eager = v.downcast_ref::<EagerPackedInput>().unwrap();
-                eager.packed.as_bytes().to_vec()
-            })
-            .collect()
-    }
 
     /// Every shape class (k and mn multiples of 4 and r or not, a batch axis, mn before or after k)
     /// gives tract's exact bytes.

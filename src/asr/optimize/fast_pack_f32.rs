@@ -22,7 +22,9 @@ use tract_linalg::pack::PackedFormat;
 use tract_onnx::prelude::tract_ndarray::Dimension;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::matmul::pack::{DynPackedExoticFact, OptMatMulPack};
+use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
+
+use super::fast_pack::{packed_shape, PackNode};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct FastPackF32 {
@@ -36,18 +38,11 @@ pub struct FastPackF32 {
 impl FastPackF32 {
     /// The replacement for `node` if it is an `OptMatMulPack` of f32 to f32 `PackedFormat`s.
     pub fn replacing(model: &TypedModel, node: &TypedNode) -> TractResult<Option<FastPackF32>> {
-        if !node.op_is::<OptMatMulPack>() || node.inputs.len() != 1 || node.outputs.len() != 1 {
-            return Ok(None);
-        }
-        let Some(exotic) = node.outputs[0]
-            .fact
-            .exotic_fact
-            .as_ref()
-            .and_then(|e| e.downcast_ref::<DynPackedExoticFact>())
-        else {
+        let Some(pack) = PackNode::of(model, node)? else {
             return Ok(None);
         };
-        let packers: Option<Vec<PackedFormat>> = exotic
+        let packers: Option<Vec<PackedFormat>> = pack
+            .exotic
             .packers
             .iter()
             .map(|p| p.downcast_ref::<PackedFormat>().cloned())
@@ -55,42 +50,32 @@ impl FastPackF32 {
         let Some(packers) = packers else {
             return Ok(None);
         };
-        let input = model.outlet_fact(node.inputs[0])?;
         let f32_only = packers.iter().all(|p| p.dt == f32::datum_type());
-        if !(1..=2).contains(&packers.len()) || !f32_only || input.datum_type != f32::datum_type() {
+        if !(1..=2).contains(&packers.len())
+            || !f32_only
+            || pack.input.datum_type != f32::datum_type()
+        {
             return Ok(None);
         }
-        let output = &node.outputs[0].fact;
-        let mapping = node.op.axes_mapping(&[input], &[output])?;
-        let k_axis = mapping.axis('K')?.inputs[0][0];
-        let mn_axis = mapping.axis('M')?.inputs[0][0];
         // Where it is faster: `mn` contiguous (the copies), or a batch of matrices (threads).
-        let batch = FastPackF32 {
-            packers: vec![],
-            k_axis,
-            mn_axis,
-        }
-        .output_shape(&input.shape);
+        let batch = packed_shape(&pack.input.shape, pack.k_axis, pack.mn_axis);
         let batched = batch
             .iter()
             .product::<TDim>()
             .to_usize()
             .is_ok_and(|n| n > 1);
-        if mn_axis + 1 != input.rank() && !batched {
+        if pack.mn_axis + 1 != pack.input.rank() && !batched {
             return Ok(None);
         }
         Ok(Some(FastPackF32 {
             packers,
-            k_axis,
-            mn_axis,
+            k_axis: pack.k_axis,
+            mn_axis: pack.mn_axis,
         }))
     }
 
     fn output_shape<D: DimLike>(&self, input: &[D]) -> TVec<D> {
-        let mut shape: TVec<D> = input.into();
-        shape.remove(self.mn_axis.max(self.k_axis));
-        shape.remove(self.mn_axis.min(self.k_axis));
-        shape
+        packed_shape(input, self.k_axis, self.mn_axis)
     }
 }
 
@@ -237,19 +222,8 @@ impl TypedOp for FastPackF32 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fast_pack::packed_bytes;
     use super::*;
-
-    fn packed_bytes(value: &TValue) -> Vec<Vec<u8>> {
-        let storage = value.try_storage_as::<PackedMatrixStorage>().unwrap();
-        storage
-            .values()
-            .iter()
-            .map(|v| {
-                let eager = v.downcast_ref::<EagerPackedInput>().unwrap();
-                eager.packed.as_bytes().to_vec()
-            })
-            .collect()
-    }
 
     /// Against tract's own packer (which zero-fills its padding in debug builds, as tests are),
     /// byte for byte: attention's layout and others, whole and partial panels, 1 and 2 threads.
