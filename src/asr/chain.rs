@@ -56,14 +56,7 @@ impl Chain {
                 totals.0.codegen_s += steps.codegen_s;
                 totals.0.passes_s += steps.passes_s;
                 totals.0.plan_s += steps.plan_s;
-                totals.1.folded_weight_sums += applied.folded_weight_sums;
-                totals.1.fast_dynamic_quantize += applied.fast_dynamic_quantize;
-                totals.1.fast_pack += applied.fast_pack;
-                totals.1.fused_dequantize += applied.fused_dequantize;
-                totals.1.folded_packs += applied.folded_packs;
-                totals.1.fast_broadcast += applied.fast_broadcast;
-                totals.1.fast_rms_norm += applied.fast_rms_norm;
-                totals.1.fused_layer_norm += applied.fused_layer_norm;
+                totals.1 += applied;
                 drop(totals);
                 done.lock().map_err(|_| format_err!("poisoned"))?[ix] = Some(Segment {
                     model: plan,

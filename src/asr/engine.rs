@@ -7,7 +7,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
 
 use super::adapter::LanguagePack;
-use super::chain::{Chain, ProfileKey};
+use super::chain::{Chain, NodeTimes, ProfileKey};
 use super::ctc::{greedy_decode, Decoded};
 use super::features::normalize_into;
 use super::manifest::Manifest;
@@ -254,7 +254,7 @@ impl Engine {
         by: ProfileKey,
     ) -> Result<Vec<(String, f64, usize)>, AsrError> {
         let inputs = self.inputs(pack, samples)?;
-        let mut per_op: std::collections::HashMap<String, (f64, usize)> = Default::default();
+        let mut per_op = NodeTimes::default();
         multithread_tract_scope(self.executor.clone(), || {
             self.chain.run(inputs, Some((&mut per_op, by)))
         })

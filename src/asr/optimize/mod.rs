@@ -106,6 +106,30 @@ pub struct Applied {
     pub fused_layer_norm: usize,
 }
 
+impl std::ops::AddAssign for Applied {
+    /// Totals over segments. Destructured, so a new field cannot be left out of the total.
+    fn add_assign(&mut self, other: Applied) {
+        let Applied {
+            folded_weight_sums,
+            fast_dynamic_quantize,
+            fast_pack,
+            folded_packs,
+            fused_dequantize,
+            fast_broadcast,
+            fast_rms_norm,
+            fused_layer_norm,
+        } = other;
+        self.folded_weight_sums += folded_weight_sums;
+        self.fast_dynamic_quantize += fast_dynamic_quantize;
+        self.fast_pack += fast_pack;
+        self.folded_packs += folded_packs;
+        self.fused_dequantize += fused_dequantize;
+        self.fast_broadcast += fast_broadcast;
+        self.fast_rms_norm += fast_rms_norm;
+        self.fused_layer_norm += fused_layer_norm;
+    }
+}
+
 /// Runs the selected passes on a model tract has already optimised (`into_optimized`).
 pub fn apply(model: &mut TypedModel, passes: Passes) -> TractResult<Applied> {
     let mut applied = Applied::default();
