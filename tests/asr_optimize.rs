@@ -65,6 +65,24 @@ const LAYER_NORM_ONLY: Passes = Passes {
     fuse_layer_norm: true,
     ..Passes::NONE
 };
+const VNNI_ONLY: Passes = Passes {
+    vnni_matmul: true,
+    ..Passes::NONE
+};
+
+/// Whether this CPU runs our VNNI kernel: then the pass must take every int8 projection.
+fn has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
 
 fn bits(values: &[f32]) -> Vec<u32> {
     values.iter().map(|v| v.to_bits()).collect()
@@ -102,7 +120,8 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
     let int8_matmuls = ops
         .iter()
         .filter(|(name, info)| name == "OptMatMul" && info.contains(",I32,"))
-        .count();
+        .count()
+        + engine.op_count("VnniMatMul");
     let dequantizers = engine.op_count("FastDequantize");
     if passes.fuse_dequantize {
         assert!(int8_matmuls > 0);
@@ -139,6 +158,14 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
         assert_eq!(engine.op_count("OptSubByScalar"), 0, "{ops:#?}");
     } else {
         assert_eq!(layer_norms, 0);
+    }
+    // Every projection (q, k, v, out, both feed-forward, the adapters' if quantised) of the tiny
+    // model's two layers; the convolutions stay tract's.
+    let vnni = engine.op_count("VnniMatMul");
+    if passes.vnni_matmul && has_vnni() {
+        assert!(vnni >= 12, "{vnni} VNNI matmuls");
+    } else {
+        assert_eq!(vnni, 0);
     }
     let mut all = Vec::new();
     for wav_name in REFERENCE_WAVS {
@@ -177,6 +204,7 @@ fn tiny_int8_logits_are_bit_identical_with_each_pass_and_all() {
         assert_same("broadcast", &stock, &tiny_logits(BROADCAST_ONLY, threads));
         assert_same("rms norm", &stock, &tiny_logits(RMS_NORM_ONLY, threads));
         assert_same("layer norm", &stock, &tiny_logits(LAYER_NORM_ONLY, threads));
+        assert_same("vnni", &stock, &tiny_logits(VNNI_ONLY, threads));
         assert_same("all", &stock, &tiny_logits(Passes::ALL, threads));
     }
 }
@@ -365,4 +393,37 @@ fn threaded_broadcasts_replace_the_ops_they_take() {
     let replaced = threaded.op_count("FastBroadcast");
     assert!(replaced >= 4, "{replaced} threaded broadcasts");
     assert_eq!(count(&threaded) + replaced, count(&stock));
+}
+
+/// The wide projection (768 → 1408 features: 22 whole groups of 64) and a wider one (5600: a
+/// partial group), at row counts around the kernel's tiles, on one and two threads: our VNNI
+/// kernel gives stock tract's bits.
+#[test]
+fn vnni_matmul_takes_the_projection_bit_identically() {
+    for (label, stock) in [("1408", wide_optimized()), ("5600", wider_optimized(5600))] {
+        let mut fast = stock.clone();
+        let applied = optimize::apply(&mut fast, Passes::ALL).unwrap();
+        if !has_vnni() {
+            assert_eq!(applied.vnni_matmul, 0);
+            continue;
+        }
+        assert_eq!(applied.vnni_matmul, 1, "{label}");
+        assert_eq!(count_ops(&fast, "VnniMatMul"), 1);
+        for threads in [1, 2] {
+            let executor = tract_linalg::multithread::Executor::multithread(threads);
+            for frames in [1, 7, 49, 250] {
+                let input = activations(frames);
+                let want = run(stock.clone(), &input);
+                let got =
+                    tract_linalg::multithread::multithread_tract_scope(executor.clone(), || {
+                        run(fast.clone(), &input)
+                    });
+                assert_bits_eq(
+                    &want,
+                    &got,
+                    &format!("{label}: {frames} frames, {threads} threads"),
+                );
+            }
+        }
+    }
 }

@@ -104,6 +104,11 @@ impl FastPackI8K4 {
         }))
     }
 
+    /// The input's `k` and `mn` axes.
+    pub fn axes(&self) -> (usize, usize) {
+        (self.k_axis, self.mn_axis)
+    }
+
     fn output_shape<D: DimLike>(&self, input: &[D]) -> TVec<D> {
         packed_shape(input, self.k_axis, self.mn_axis)
     }

@@ -81,7 +81,7 @@ pub fn layer_norm_rows(data: &mut [f32], row_len: usize, op: &FastLayerNorm) -> 
     // tract's Reduce<Sum> uses its kernel from 4 values on, a plain sum below.
     ensure!(row_len >= 4, "rows of {row_len} values");
     ensure!(
-        data.len() % row_len == 0,
+        data.len().is_multiple_of(row_len),
         "{} values in rows of {row_len}",
         data.len()
     );

@@ -21,6 +21,8 @@ mod int8_tile;
 mod layer_norm;
 mod rms_norm;
 pub mod segments;
+mod vnni_kernel;
+mod vnni_matmul;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::ensure;
@@ -34,6 +36,7 @@ pub use fold_weight_sums::fold_weight_sums;
 pub use int8_tile::{is_amd, prefer_wide_int8_tile};
 pub use layer_norm::FastLayerNorm;
 pub use rms_norm::FastRmsNormInner;
+pub use vnni_matmul::VnniMatMul;
 
 /// Which of our passes to run after tract's optimiser. `Passes::default()` runs all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +62,8 @@ pub struct Passes {
     /// On AMD cores with AVX-512 VNNI, ask tract for its 16×16 int8 tile (`int8_tile`). Process-wide,
     /// decided at the first load.
     pub wide_int8_tile: bool,
+    /// On x86-64 with AVX-512 VNNI, run the int8 projections on our own kernel (`vnni_matmul`).
+    pub vnni_matmul: bool,
 }
 
 impl Passes {
@@ -72,6 +77,7 @@ impl Passes {
         fast_rms_norm: true,
         fuse_layer_norm: true,
         wide_int8_tile: true,
+        vnni_matmul: true,
     };
     /// Stock tract: the reference the passes are checked against.
     pub const NONE: Passes = Passes {
@@ -84,6 +90,7 @@ impl Passes {
         fast_rms_norm: false,
         fuse_layer_norm: false,
         wide_int8_tile: false,
+        vnni_matmul: false,
     };
 }
 
@@ -104,6 +111,7 @@ pub struct Applied {
     pub fast_broadcast: usize,
     pub fast_rms_norm: usize,
     pub fused_layer_norm: usize,
+    pub vnni_matmul: usize,
 }
 
 impl std::ops::AddAssign for Applied {
@@ -118,6 +126,7 @@ impl std::ops::AddAssign for Applied {
             fast_broadcast,
             fast_rms_norm,
             fused_layer_norm,
+            vnni_matmul,
         } = other;
         self.folded_weight_sums += folded_weight_sums;
         self.fast_dynamic_quantize += fast_dynamic_quantize;
@@ -127,6 +136,7 @@ impl std::ops::AddAssign for Applied {
         self.fast_broadcast += fast_broadcast;
         self.fast_rms_norm += fast_rms_norm;
         self.fused_layer_norm += fused_layer_norm;
+        self.vnni_matmul += vnni_matmul;
     }
 }
 
@@ -158,6 +168,10 @@ pub fn apply(model: &mut TypedModel, passes: Passes) -> TractResult<Applied> {
     if passes.fold_weight_sums {
         // The same const-folding budget leaves weight packs in the plan (see `fold_packs`).
         applied.folded_packs = fold_packs::fold_constant_packs(model)?;
+    }
+    if passes.vnni_matmul {
+        // Last: it takes the packed weights as constants, folded or not.
+        applied.vnni_matmul = vnni_matmul::replace_matmuls(model)?;
     }
     Ok(applied)
 }

@@ -76,7 +76,7 @@ pub fn rms_norm_inner(
         return Ok(());
     }
     ensure!(
-        data.len() % block == 0,
+        data.len().is_multiple_of(block),
         "{} values are not [_, {channels}, {inner}]",
         data.len()
     );
