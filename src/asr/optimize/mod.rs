@@ -2,8 +2,8 @@
 //! segments before tract's optimiser (`segments`), then, on each optimised segment: folding constant
 //! weight sums, a vectorised `DynamicQuantizeLinear`, threaded activation packers (int8 and f32), a
 //! fused dequantisation after each int8 matmul, threaded broadcast `Add`/`Sub`, an in-place
-//! inner-axis `RmsNorm` and fused layer norms; and, before any of it, the choice of tract's int8
-//! tile (`int8_tile`).
+//! inner-axis `RmsNorm`, fused layer norms and, last, the int8 projections on our own AVX-512 VNNI
+//! kernel (`vnni_matmul`); and, before any of it, the choice of tract's int8 tile (`int8_tile`).
 //!
 //! Each pass fixes one thing stock tract 0.23.9 does slowly and keeps the logits bit-identical to
 //! the unmodified model (`tests/asr_optimize.rs` checks each pass alone against no pass). Each is
