@@ -70,7 +70,8 @@ const VNNI_ONLY: Passes = Passes {
     ..Passes::NONE
 };
 
-/// Whether this CPU runs our VNNI kernel: then the pass must take every int8 projection.
+/// Whether this CPU runs our VNNI kernel: then the pass must take every int8 projection. Detected
+/// here, not asked of the library, so a detection bug there cannot make the expectation vanish.
 fn has_vnni() -> bool {
     #[cfg(target_arch = "x86_64")]
     {

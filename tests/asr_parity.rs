@@ -126,9 +126,10 @@ fn int8_argmax_agrees_with_onnxruntime_on_the_same_int8_file() {
     );
 }
 
-/// On AMD cores with AVX-512 VNNI every int8 matmul runs tract's 16×16 VNNI tile, which measured
-/// faster there (src/asr/optimize/int8_tile.rs); unless the user chose through tract's environment
-/// variable. The agreement with onnxruntime above is then checked with that tile.
+/// On AMD cores with AVX-512 VNNI every int8 matmul left to tract (the convolutions; the projections
+/// run on our own kernel, `VnniMatMul`) runs tract's 16×16 VNNI tile, which measured faster there
+/// (src/asr/optimize/int8_tile.rs); unless the user chose through tract's environment variable. The
+/// agreement with onnxruntime above is then checked with that tile and our kernel.
 #[test]
 fn int8_matmuls_run_the_wide_vnni_tile_on_amd() {
     let engine = engine("int8");

@@ -109,30 +109,48 @@ pub fn dequantize(acc: &mut [i32], scale: f32, addend: Option<&[f32]>) -> TractR
 /// Replaces every `Cast<i32 → f32> → Mul(by one value)` chain, with the `Add` of a same-shaped
 /// tensor that follows it when there is one. Returns how many chains were replaced.
 pub fn fuse_dequantize(model: &mut TypedModel) -> TractResult<usize> {
-    let mut patch = TypedModelPatch::new("fused dequantisation");
-    let mut fused = 0;
-    // An Add of two dequantised products would match from both sides: it is fused once.
-    let mut replaced = std::collections::HashSet::new();
+    // An Add of two dequantised products would match from both sides: it is fused once, by the
+    // first, and the other side becomes a plain `Cast → Mul` chain feeding it.
+    let mut claimed = std::collections::HashSet::new();
+    let mut chains = Vec::new();
     for cast in model.nodes() {
         let Some(mut chain) = match_chain(model, cast)? else {
             continue;
         };
-        if chain.addend.is_some() && !replaced.insert(chain.last) {
+        if chain.addend.is_some() && !claimed.insert(chain.last) {
             chain.addend = None;
             chain.last = chain.mul;
         }
+        chains.push((cast.id, chain));
+    }
+    // Wired in evaluation order, so a chain whose addend is another chain's output reads that
+    // chain's replacement (tapping the original would keep the replaced ops in the plan, running).
+    let position: std::collections::HashMap<usize, usize> = model
+        .eval_order()?
+        .into_iter()
+        .enumerate()
+        .map(|(at, node)| (node, at))
+        .collect();
+    chains.sort_by_key(|(_, chain)| position.get(&chain.last).copied().unwrap_or(usize::MAX));
+    let mut patch = TypedModelPatch::new("fused dequantisation");
+    let mut replacements = std::collections::HashMap::<OutletId, OutletId>::new();
+    for (cast, chain) in &chains {
+        let cast = model.node(*cast);
         let mut taps = patch.taps(model, &[cast.inputs[0], chain.scale])?;
         if let Some(addend) = chain.addend {
-            taps.push(patch.tap_model(model, addend)?);
+            taps.push(match replacements.get(&addend) {
+                Some(wire) => *wire,
+                None => patch.tap_model(model, addend)?,
+            });
         }
         let op = FastDequantize {
             add: chain.addend.is_some(),
         };
         let wire = patch.wire_node(&cast.name, op, &taps)?[0];
         patch.shunt_outside(model, chain.last.into(), wire)?;
-        fused += 1;
+        replacements.insert(chain.last.into(), wire);
     }
-    super::commit(patch, model, fused)
+    super::commit(patch, model, chains.len())
 }
 
 struct Matched {
@@ -254,5 +272,50 @@ mod tests {
                 }
             }
         });
+    }
+
+    /// `Add` of two dequantised products (both sides match the chain): fused once, with the other
+    /// side's plain `Cast → Mul` feeding it as the addend, and the same bits out.
+    #[test]
+    fn an_add_of_two_dequantised_products_is_fused_once() {
+        use tract_onnx::tract_core::ops::{cast::cast, math};
+        let mut model = TypedModel::default();
+        let mut product = |name: &str, scale: f32| -> TractResult<OutletId> {
+            let acc = model.add_source(format!("{name}.acc"), i32::fact([2, 3]))?;
+            let scale = model.add_const(format!("{name}.scale"), tensor2(&[[scale]]))?;
+            let cast = model.wire_node(format!("{name}.cast"), cast(f32::datum_type()), &[acc])?;
+            Ok(model.wire_node(format!("{name}.mul"), math::mul(), &[cast[0], scale])?[0])
+        };
+        let (a, b) = (product("a", 0.37).unwrap(), product("b", -2.5e-3).unwrap());
+        let sum = model.wire_node("sum", math::add(), &[a, b]).unwrap()[0];
+        model.select_output_outlets(&[sum]).unwrap();
+
+        let mut fused = model.clone();
+        assert_eq!(fuse_dequantize(&mut fused).unwrap(), 2);
+        let adds: Vec<bool> = fused
+            .nodes()
+            .iter()
+            .filter_map(|n| n.op_as::<FastDequantize>().map(|op| op.add))
+            .collect();
+        assert_eq!(adds.iter().filter(|add| **add).count(), 1, "{adds:?}");
+        assert_eq!(adds.len(), 2);
+        assert!(!fused.nodes().iter().any(|n| n.op_is::<TypedBinOp>()));
+
+        let inputs = || {
+            tvec![
+                tensor2(&[[1i32, -7, 1 << 25], [40_000, 0, -3]]).into_tvalue(),
+                tensor2(&[[5i32, 9, -11], [123_457, -(1 << 26) - 1, 2]]).into_tvalue(),
+            ]
+        };
+        let run = |m: TypedModel| {
+            let out = m.into_runnable().unwrap().run(inputs()).unwrap();
+            let out = out[0].try_as_plain_ram().unwrap();
+            out.as_slice::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(model), run(fused));
     }
 }

@@ -98,32 +98,39 @@ pub fn range(xs: &[f32]) -> TractResult<(f32, f32)> {
     }))
 }
 
-/// The block's range, compiled for the widest vectors this CPU has (see `quantize_block`).
-fn block_range(xs: &[f32]) -> (f32, f32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // Safety: the CPU has the feature the function is compiled for.
-            return unsafe { block_range_avx512(xs) };
+/// Defines `fn $name(args) -> ret` running `$lanes` (an `#[inline(always)]` function of the same
+/// signature) compiled for the widest vectors this CPU has: AVX-512, AVX2, or the build's baseline.
+macro_rules! widest_vectors {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $lanes:ident) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $lanes($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $lanes($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the feature the function is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $lanes($($arg),*)
         }
-        if std::is_x86_feature_detected!("avx2") {
-            // Safety: as above.
-            return unsafe { block_range_avx2(xs) };
-        }
-    }
-    range_lanes(xs)
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn block_range_avx512(xs: &[f32]) -> (f32, f32) {
-    range_lanes(xs)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn block_range_avx2(xs: &[f32]) -> (f32, f32) {
-    range_lanes(xs)
+widest_vectors! {
+    /// The block's range (see `quantize_block`).
+    fn block_range(xs: &[f32]) -> (f32, f32) = range_lanes
 }
 
 /// Sixteen independent lanes so the compiler can keep them in vector registers; each lane is
@@ -178,34 +185,11 @@ pub fn quantize(xs: &[f32], ys: &mut [u8], scale: f32, zero_point: u8) -> TractR
     })
 }
 
-/// The lanes below compiled for the widest vectors this CPU has. Measured inside a 1B run on
-/// Zen 4: the baseline (SSE2) build took ~1.5 ns per value, the AVX-512 build ~0.1 ns (why the
-/// SSE2 build is that much slower in the graph than in isolation was not pinned down).
-fn quantize_block(xs: &[f32], ys: &mut [u8], scale: f32, zero_point: u8) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // Safety: the CPU has the feature the function is compiled for.
-            return unsafe { quantize_block_avx512(xs, ys, scale, zero_point) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // Safety: as above.
-            return unsafe { quantize_block_avx2(xs, ys, scale, zero_point) };
-        }
-    }
-    quantize_lanes(xs, ys, scale, zero_point)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn quantize_block_avx512(xs: &[f32], ys: &mut [u8], scale: f32, zero_point: u8) {
-    quantize_lanes(xs, ys, scale, zero_point)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn quantize_block_avx2(xs: &[f32], ys: &mut [u8], scale: f32, zero_point: u8) {
-    quantize_lanes(xs, ys, scale, zero_point)
+widest_vectors! {
+    /// The lanes below compiled for the widest vectors this CPU has. Measured inside a 1B run on
+    /// Zen 4: the baseline (SSE2) build took ~1.5 ns per value, the AVX-512 build ~0.1 ns (why the
+    /// SSE2 build is that much slower in the graph than in isolation was not pinned down).
+    fn quantize_block(xs: &[f32], ys: &mut [u8], scale: f32, zero_point: u8) = quantize_lanes
 }
 
 #[inline(always)]
