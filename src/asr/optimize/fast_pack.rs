@@ -7,9 +7,12 @@
 //! threads (674 packs). The layout is `out[(k/4)·r·4 + m·4 + k%4] = src[m, k]` per panel of `r` rows,
 //! zero-padded: when `k` is the contiguous axis each group of four `k` is one 4-byte copy, and panels
 //! are independent. Written up as a ready-to-file upstream report in
-//! `docs/upstream/tract-pack-i8k4-scalar.md`.
+//! `docs/upstream/tract-pack-i8k4-scalar.md`. The same op packs the constant weights that
+//! `fold_packs` folds at load, whose `mn` axis is the contiguous one (ONNX stores `[k, n]`): there
+//! four `k` rows make each feature's 4-byte group.
 //!
-//! Anything else (another format, a strided `k` axis, a non-byte type) keeps tract's op.
+//! A matrix with neither axis contiguous keeps tract's packer; another format or a non-byte type
+//! keeps tract's op.
 
 use tract_linalg::mmm::{EagerPackedInput, MMMInputValue, PackedExoticFact, PackedMatrixStorage};
 use tract_linalg::multithread::par_chunks_mut;
@@ -113,7 +116,8 @@ impl FastPackI8K4 {
         packed_shape(input, self.k_axis, self.mn_axis)
     }
 
-    /// Packs the matrix at byte `offset` of `src`: `mn` rows `mn_stride` bytes apart, `k` contiguous.
+    /// Packs the matrix at byte `offset` of `src`: `mn` rows `mn_stride` bytes apart, `k` contiguous
+    /// (an activation): each group of four `k` is one 4-byte copy.
     fn pack_contiguous_k(
         &self,
         src: &[u8],
@@ -122,13 +126,78 @@ impl FastPackI8K4 {
         mn: usize,
         mn_stride: usize,
     ) -> TractResult<Box<dyn MMMInputValue>> {
-        let r = self.packer.r;
-        let panel_bytes = k.div_ceil(4) * 4 * r;
-        let panels = mn.div_ceil(r);
         ensure!(
             mn == 0 || offset + (mn - 1) * mn_stride + k <= src.len(),
             "packing past the end of the input"
         );
+        let r = self.packer.r;
+        self.pack_panels(k, mn, |m0, panel| {
+            for lm in 0..r.min(mn - m0) {
+                let start = offset + (m0 + lm) * mn_stride;
+                let row = &src[start..start + k];
+                let mut groups = row.chunks_exact(4);
+                for (kb, group) in groups.by_ref().enumerate() {
+                    let at = kb * r * 4 + lm * 4;
+                    panel[at..at + 4].copy_from_slice(group);
+                }
+                let tail = groups.remainder();
+                if !tail.is_empty() {
+                    let at = (k / 4) * r * 4 + lm * 4;
+                    panel[at..at + tail.len()].copy_from_slice(tail);
+                }
+            }
+        })
+    }
+
+    /// Packs the matrix at byte `offset` of `src`: `k` rows `k_stride` bytes apart, `mn` contiguous
+    /// (a weight `[k, n]` as ONNX stores it, folded once at load): each `k` row's slice of the panel
+    /// lands every fourth byte.
+    fn pack_contiguous_mn(
+        &self,
+        src: &[u8],
+        offset: usize,
+        k: usize,
+        mn: usize,
+        k_stride: usize,
+    ) -> TractResult<Box<dyn MMMInputValue>> {
+        ensure!(
+            mn == 0 || k == 0 || offset + (k - 1) * k_stride + mn <= src.len(),
+            "packing past the end of the input"
+        );
+        let r = self.packer.r;
+        self.pack_panels(k, mn, |m0, panel| {
+            let width = r.min(mn - m0);
+            let row = |kk: usize| &src[offset + kk * k_stride + m0..][..width];
+            // Four `k` rows at a time: each feature's four bytes are one 4-byte store.
+            for kb in 0..k / 4 {
+                let (r0, r1, r2, r3) = (
+                    row(4 * kb),
+                    row(4 * kb + 1),
+                    row(4 * kb + 2),
+                    row(4 * kb + 3),
+                );
+                let out = &mut panel[kb * r * 4..][..width * 4];
+                for (l, group) in out.chunks_exact_mut(4).enumerate() {
+                    group.copy_from_slice(&[r0[l], r1[l], r2[l], r3[l]]);
+                }
+            }
+            for kk in (k / 4) * 4..k {
+                let lanes = panel[(kk / 4) * r * 4 + kk % 4..].iter_mut().step_by(4);
+                lanes.zip(row(kk)).for_each(|(out, &byte)| *out = byte);
+            }
+        })
+    }
+
+    /// The packed value, its panels (zeroed, then `fill(first row, panel)`) on all threads.
+    fn pack_panels(
+        &self,
+        k: usize,
+        mn: usize,
+        fill: impl Fn(usize, &mut [u8]) + Sync + Send,
+    ) -> TractResult<Box<dyn MMMInputValue>> {
+        let r = self.packer.r;
+        let panel_bytes = k.div_ceil(4) * 4 * r;
+        let panels = mn.div_ceil(r);
         // SAFETY: every byte is written below (zeroed, then the values copied over).
         let mut blob =
             unsafe { Blob::new_for_size_and_align(panels * panel_bytes, self.packer.alignment()) };
@@ -139,21 +208,7 @@ impl FastPackI8K4 {
             |first_panel, out| {
                 for (ix, panel) in out.chunks_exact_mut(panel_bytes.max(1)).enumerate() {
                     panel.fill(0);
-                    let m0 = (first_panel + ix) * r;
-                    for lm in 0..r.min(mn - m0) {
-                        let start = offset + (m0 + lm) * mn_stride;
-                        let row = &src[start..start + k];
-                        let mut groups = row.chunks_exact(4);
-                        for (kb, group) in groups.by_ref().enumerate() {
-                            let at = kb * r * 4 + lm * 4;
-                            panel[at..at + 4].copy_from_slice(group);
-                        }
-                        let tail = groups.remainder();
-                        if !tail.is_empty() {
-                            let at = (k / 4) * r * 4 + lm * 4;
-                            panel[at..at + tail.len()].copy_from_slice(tail);
-                        }
-                    }
+                    fill((first_panel + ix) * r, panel);
                 }
                 Ok(())
             },
@@ -207,17 +262,14 @@ impl EvalOp for FastPackI8K4 {
                 .zip(strides)
                 .map(|(x, s)| *x as isize * s)
                 .sum();
-            let contiguous_k = strides[self.k_axis] == 1 || k <= 1;
-
-            let mn_stride = strides[self.mn_axis];
-            values.push(if contiguous_k && offset >= 0 && mn_stride >= 0 {
-                self.pack_contiguous_k(
-                    input.as_bytes(),
-                    offset as usize,
-                    k,
-                    mn,
-                    mn_stride as usize,
-                )?
+            let (k_stride, mn_stride) = (strides[self.k_axis], strides[self.mn_axis]);
+            let forward = offset >= 0 && k_stride >= 0 && mn_stride >= 0;
+            values.push(if forward && (k_stride == 1 || k <= 1) {
+                let bytes = input.as_bytes();
+                self.pack_contiguous_k(bytes, offset as usize, k, mn, mn_stride as usize)?
+            } else if forward && (mn_stride == 1 || mn <= 1) {
+                let bytes = input.as_bytes();
+                self.pack_contiguous_mn(bytes, offset as usize, k, mn, k_stride as usize)?
             } else {
                 // SAFETY: the view is the input's own bytes with its own shape and strides, at
                 // the batch offset tract's op uses.
@@ -261,7 +313,13 @@ mod tests {
             (vec![1, 13, 7], 2, 1),
             (vec![3, 9, 16], 2, 1),
             (vec![1, 1, 5], 2, 1),
-            (vec![2, 6, 11], 1, 2), // k strided: tract's own packer
+            // mn contiguous, k strided (weights as ONNX stores them): every fourth byte.
+            (vec![2, 6, 11], 1, 2),
+            (vec![1, 7, 13], 1, 2),
+            (vec![9, 16], 0, 1),
+            (vec![1, 1280, 640], 1, 2),
+            // Neither contiguous: tract's own packer.
+            (vec![4, 5, 3], 0, 1),
         ] {
             let len: usize = shape.iter().product();
             let values: Vec<i8> = (0..len)
