@@ -20,9 +20,8 @@ pub struct Product<'a> {
     pub rows: usize,
     /// A multiple of 4 (checked when the op is built).
     pub k: usize,
-    /// The packed weight: `panels` panels of `panel_bytes` (= k · 16) bytes.
+    /// The packed weight: `panels` panels of `k · 16` bytes.
     pub w: &'a [u8],
-    pub panel_bytes: usize,
     pub m: usize,
     /// The accumulators' start, per feature, padded with zeros to whole panels.
     pub start: &'a [i32],
@@ -33,14 +32,18 @@ impl Product<'_> {
         self.m.div_ceil(PANEL)
     }
 
+    fn panel_bytes(&self) -> usize {
+        self.k * PANEL
+    }
+
     /// Checks every bound the unchecked kernel relies on.
     fn check(&self, c: &[i32]) -> Result<(), &'static str> {
         let panels = self.panels();
-        if !self.k.is_multiple_of(4) || self.panel_bytes != self.k * PANEL {
-            return Err("k is not a multiple of 4 or the panel size is not k·16");
+        if !self.k.is_multiple_of(4) {
+            return Err("k is not a multiple of 4");
         }
         if self.x.len() < self.rows * self.k
-            || self.w.len() < panels * self.panel_bytes
+            || self.w.len() < panels * self.panel_bytes()
             || self.start.len() < panels * PANEL
             || c.len() < self.rows * self.m
         {
@@ -70,8 +73,11 @@ pub fn multiply(p: &Product, c: &mut [i32]) -> Result<(), &'static str> {
         return Err("this CPU has no AVX-512 VNNI");
     }
     p.check(c)?;
+    // SAFETY: checked just above.
     #[cfg(target_arch = "x86_64")]
-    x86::multiply(p, c);
+    unsafe {
+        x86::multiply(p, c)
+    };
     Ok(())
 }
 
@@ -105,7 +111,10 @@ mod x86 {
     const TASK_ROWS: usize = 8 * TILE_ROWS;
 
     /// The product as equal tasks (a group of panels × a block of rows) on the pool.
-    pub fn multiply(p: &Product, c: &mut [i32]) {
+    ///
+    /// # Safety
+    /// `p.check(c)` passed and the CPU has AVX-512 F/BW/VNNI (`supported`).
+    pub unsafe fn multiply(p: &Product, c: &mut [i32]) {
         if p.rows == 0 || p.m == 0 {
             return;
         }
@@ -115,8 +124,8 @@ mod x86 {
         run_tasks(groups * row_blocks, |t: usize| {
             let (g, block) = (t / row_blocks, t % row_blocks);
             let rows = block * TASK_ROWS..((block + 1) * TASK_ROWS).min(p.rows);
-            // SAFETY: `multiply`'s caller checked the bounds (`Product::check`) and the CPU
-            // (`supported`); tasks write disjoint (rows, features) blocks of `c`, which outlives them.
+            // SAFETY: as `multiply`'s; tasks write disjoint (rows, features) blocks of `c`, which
+            // outlives them.
             unsafe { group(p, g, rows, out.get()) }
         });
     }
@@ -195,7 +204,7 @@ mod x86 {
             let mut weights = [_mm512_setzero_si512(); P];
             for (pi, wv) in weights.iter_mut().enumerate() {
                 // Four k of 16 features: 64 bytes at `kk · 16` into the panel.
-                let at = (first + pi) * p.panel_bytes + kk * PANEL;
+                let at = (first + pi) * p.panel_bytes() + kk * PANEL;
                 *wv = unsafe { _mm512_loadu_si512(w.add(at).cast()) };
             }
             for (r, row_acc) in acc.iter_mut().enumerate() {
@@ -252,7 +261,6 @@ mod tests {
             rows,
             k,
             w: &packed,
-            panel_bytes: k * PANEL,
             m,
             start: &start,
         };
@@ -287,7 +295,6 @@ mod tests {
                     rows: 0,
                     k: 4,
                     w: &[],
-                    panel_bytes: 64,
                     m: 0,
                     start: &[],
                 },
@@ -318,16 +325,16 @@ mod tests {
             rows: 2,
             k: 4,
             w: &[0; 64],
-            panel_bytes: 64,
             m: 16,
             start: &[0; 16],
         };
         let c = [0; 32];
         assert!(product.check(&c).is_err());
         let unaligned_k = Product {
+            // Every buffer long enough: only k is wrong.
             k: 6,
-            panel_bytes: 96,
             x: &[0; 12],
+            w: &[0; 96],
             ..product
         };
         assert!(unaligned_k.check(&c).is_err());

@@ -11,11 +11,11 @@
 //!
 //! What is replaced, exactly: an `OptMatMul` computing `Σ_k (x_u8 − 128) · w_i8 − v` (tract offsets
 //! the u8 activation into i8, `OffsetU8asI8`, packs it, and subtracts the zero-point term `v` per
-//! output feature, `rowSubF`) with the weight a constant `PackedI8K4 { r: 16 }` on the output's last
-//! (feature) axis and the activation's `k` contiguous. We compute `(−128 · Σ_k w − v) + Σ_k x_u8 · w`
+//! output feature, `rowSubF`) with the weight a constant `PackedI8K4` on the output's last (feature)
+//! axis and the activation's `k` contiguous. We compute `(−128 · Σ_k w − v) + Σ_k x_u8 · w`
 //! from the u8 activation: the same integer, and i32 arithmetic wraps alike in any order, so the
 //! output is bit-identical (`tests/asr_optimize.rs`). The packed weight is tract's own bytes, shared,
-//! not copied. Anything else — the convolutions behind `Im2col`, f32 products, CPUs without AVX-512
+//! not copied, when tract packed it in 16-row panels (its 16×16 tile); 8-row panels are repacked once. Anything else — the convolutions behind `Im2col`, f32 products, CPUs without AVX-512
 //! VNNI (ARM64 included) — keeps tract's op.
 
 use std::sync::Arc;
@@ -28,7 +28,6 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
-use tract_onnx::tract_core::ops::matmul::pack::OptMatMulPack;
 use tract_onnx::tract_core::ops::quant::OffsetU8asI8;
 
 use super::fast_pack::{FastPackI8K4, PackNode};
@@ -40,9 +39,9 @@ pub struct VnniMatMul {
     c_fact: TypedFact,
     m: usize,
     k: usize,
-    /// tract's packed weight, shared with the plan it came from.
+    /// The weight in 16-row `PackedI8K4` panels: tract's own blob, shared, when its tile has 16
+    /// rows; else repacked once at load.
     weight: Arc<Blob>,
-    panel_bytes: usize,
     /// `−128 · Σ_k w` per feature, padded to whole panels: the u8 → i8 offset tract applies to
     /// the activation, moved to the accumulators' start.
     offset_sums: Arc<Vec<i32>>,
@@ -105,7 +104,6 @@ impl EvalOp for VnniMatMul {
             rows,
             k: self.k,
             w: self.weight.as_bytes(),
-            panel_bytes: self.panel_bytes,
             m: self.m,
             start: &start,
         };
@@ -207,7 +205,7 @@ fn replacement(
     let packed = if r == PANEL {
         weight.packed.clone()
     } else {
-        Arc::new(repack(weight.packed.as_bytes(), r, m, k)?)
+        Arc::new(repack(weight.packed.as_bytes(), r, m, k))
     };
     let op = VnniMatMul {
         c_fact: c.clone(),
@@ -215,7 +213,6 @@ fn replacement(
         k,
         offset_sums: Arc::new(offset_sums(packed.as_bytes(), m, k)),
         weight: packed,
-        panel_bytes: k * PANEL,
         subtract: subtract.is_some(),
     };
     Ok(Some((op, inputs)))
@@ -257,12 +254,9 @@ fn offset_activation(
         return Ok(None);
     };
     let pack = model.node(node.inputs[*ix].node);
-    let axes = if let Some(fast) = pack.op_as::<FastPackI8K4>() {
-        Some(fast.axes())
-    } else if pack.op_is::<OptMatMulPack>() {
-        PackNode::of(model, pack)?.map(|p| (p.k_axis, p.mn_axis))
-    } else {
-        None
+    let axes = match pack.op_as::<FastPackI8K4>() {
+        Some(fast) => Some(fast.axes()),
+        None => PackNode::of(model, pack)?.map(|p| (p.k_axis, p.mn_axis)),
     };
     let Some((k_axis, mn_axis)) = axes else {
         return Ok(None);
@@ -288,7 +282,7 @@ fn offset_activation(
 
 /// A `PackedI8K4 { r }` weight (`m × k`) in `PackedI8K4 { r: 16 }` layout: per panel, for each four
 /// `k`, `r` features × 4 bytes; zero-padded to whole panels.
-fn repack(packed: &[u8], r: usize, m: usize, k: usize) -> TractResult<Blob> {
+fn repack(packed: &[u8], r: usize, m: usize, k: usize) -> Blob {
     let panels = m.div_ceil(PANEL);
     // SAFETY: zeroed below before anything reads it.
     let mut blob = unsafe { Blob::new_for_size_and_align(panels * k * PANEL, 64) };
@@ -302,7 +296,7 @@ fn repack(packed: &[u8], r: usize, m: usize, k: usize) -> TractResult<Blob> {
             out[dst..dst + 4].copy_from_slice(&packed[src..src + 4]);
         }
     }
-    Ok(blob)
+    blob
 }
 
 /// `−128 · Σ_k w[j][k]` per feature `j` of a `PackedI8K4 { r: 16 }` weight, padded to whole panels
@@ -364,7 +358,7 @@ mod tests {
             }
             out
         };
-        let repacked = repack(&pack(r), r, m, k).unwrap();
+        let repacked = repack(&pack(r), r, m, k);
         assert_eq!(repacked.as_bytes(), pack(PANEL).as_slice());
     }
 }
