@@ -69,6 +69,10 @@ const VNNI_ONLY: Passes = Passes {
     vnni_matmul: true,
     ..Passes::NONE
 };
+const SPLIT_CONV_ONLY: Passes = Passes {
+    split_grouped_conv: true,
+    ..Passes::NONE
+};
 
 /// Whether this CPU runs our VNNI kernel: then the pass must take every int8 projection. Detected
 /// here, not asked of the library, so a detection bug there cannot make the expectation vanish.
@@ -124,10 +128,13 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
         .count()
         + engine.op_count("VnniMatMul");
     let dequantizers = engine.op_count("FastDequantize");
+    // Split per group, the positional convolution's 4 matmuls meet in a Concat before one tail.
+    let sharing_a_tail = if passes.split_grouped_conv { 4 - 1 } else { 0 };
     if passes.fuse_dequantize {
         assert!(int8_matmuls > 0);
         assert_eq!(
-            dequantizers, int8_matmuls,
+            dequantizers + sharing_a_tail,
+            int8_matmuls,
             "int8 matmuls without a fused tail"
         );
         let with_add = ops
@@ -168,6 +175,15 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
     } else {
         assert_eq!(vnni, 0);
     }
+    // The positional convolution (4 groups of 8 channels in the tiny model) unfolds once per group
+    // when split, once in all otherwise; the feature extractor's 7 convolutions once each.
+    let im2cols = engine.op_count("Im2col");
+    let feature_convs = 7;
+    if passes.split_grouped_conv {
+        assert_eq!(im2cols, feature_convs + 4, "{ops:#?}");
+    } else {
+        assert_eq!(im2cols, feature_convs + 1, "{ops:#?}");
+    }
     let mut all = Vec::new();
     for wav_name in REFERENCE_WAVS {
         let audio = wav::read_mono(&audio(&format!("{wav_name}.wav")), MODEL_RATE_HZ).unwrap();
@@ -206,6 +222,7 @@ fn tiny_int8_logits_are_bit_identical_with_each_pass_and_all() {
         assert_same("rms norm", &stock, &tiny_logits(RMS_NORM_ONLY, threads));
         assert_same("layer norm", &stock, &tiny_logits(LAYER_NORM_ONLY, threads));
         assert_same("vnni", &stock, &tiny_logits(VNNI_ONLY, threads));
+        assert_same("split conv", &stock, &tiny_logits(SPLIT_CONV_ONLY, threads));
         assert_same("all", &stock, &tiny_logits(Passes::ALL, threads));
     }
 }

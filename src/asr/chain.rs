@@ -196,10 +196,12 @@ fn optimise_one(
     };
     model.declutter()?;
     steps.declutter_s = lap();
+    let mut applied = optimize::before_codegen(&mut model, passes)?;
+    steps.passes_s = lap();
     model.optimize()?;
     steps.codegen_s = lap();
-    let applied = optimize::apply(&mut model, passes)?;
-    steps.passes_s = lap();
+    applied += optimize::apply(&mut model, passes)?;
+    steps.passes_s += lap();
     let plan = model.into_runnable()?;
     steps.plan_s = lap();
     Ok((plan, steps, applied))

@@ -109,15 +109,16 @@ impl Engine {
         if passes.wide_int8_tile {
             super::optimize::prefer_wide_int8_tile();
         }
-        let (chain, load_timings) = with_weight_sized_mappings(|| {
-            build_chain(
-                &manifest,
-                &onnx_path,
-                &dir.join(super::manifest::MANIFEST_FILE),
-                passes,
-                options.threads.max(1),
-            )
-        })?;
+        let (chain, load_timings) = build_chain(
+            &manifest,
+            &onnx_path,
+            &dir.join(super::manifest::MANIFEST_FILE),
+            passes,
+            options.threads.max(1),
+        )?;
+        // The unpacked weights are freed; give their pages back now rather than after jemalloc's
+        // decay time, so that RSS after the load is the model (see `crate::alloc`).
+        crate::alloc::release_freed_memory();
         let executor = if options.threads > 1 {
             Executor::multithread_with_name(options.threads, "edgescribe-asr")
         } else {
@@ -401,37 +402,4 @@ pub fn process_status_kb(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Runs `load` with every allocation of 1 MiB or more in its own mapping, unmapped when freed; then
-/// tunes glibc's allocator for inference: big buffers from the heap, and freed heap kept for reuse.
-///
-/// Why, during the load: it allocates and frees ~1 GB of weight-sized buffers (unpacked weights are
-/// freed once packed). glibc's adaptive threshold rises after the first such free, so the next ones
-/// come from the heap, whose freed middle is never returned: measured at MMS-1B, RSS after load
-/// 1.8 GB instead of 1.0 GB for a 963 MB file. Fixed at 1 MiB, the load costs ~1 s more in page
-/// faults, once.
-///
-/// Why, after: every run allocates and frees megabytes of activations per node. Mapped anew each
-/// time, a 1B run was 1.7x slower; from a heap that glibc trims back whenever 128 KiB are free at its
-/// top (its fixed default once a threshold is set by hand), a run spent 0.9 s of its 3 s in the
-/// kernel (page faults, unmapping). With 32 MiB (glibc's ceiling, where its adaptive default ends
-/// up), a 256 MiB trim threshold and 64 MiB of top padding: no kernel time in a run, 20% faster, and
-/// the peak RSS unchanged (measured at 1B). The settings are process-wide; they only decide where
-/// big buffers come from and how much freed memory stays for reuse.
-fn with_weight_sized_mappings<T>(load: impl FnOnce() -> T) -> T {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets malloc parameters (glibc serialises it with its own locks).
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-    let loaded = load();
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: as above.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
-    }
-    loaded
 }

@@ -115,7 +115,15 @@ pub fn spawn(
             loop {
                 shared.heartbeat.beat();
                 match queue.pop(Duration::from_millis(500)) {
-                    Some(u) => handle(&shared, u),
+                    Some(u) => {
+                        handle(&shared, u);
+                        if queue.is_empty() {
+                            // Idle: the run's activations go back to the system now (a 1B run's
+                            // ~50 MB), not at the next utterance; skipped while utterances wait,
+                            // where reusing them saves the page faults (see `crate::alloc`).
+                            crate::alloc::release_freed_memory();
+                        }
+                    }
                     None if queue.is_closed_and_empty() => break,
                     None => {}
                 }

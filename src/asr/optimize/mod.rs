@@ -1,5 +1,6 @@
 //! Our passes over tract's model, for the int8 (dynamically quantised) exports: the split into
-//! segments before tract's optimiser (`segments`), then, on each optimised segment: folding constant
+//! segments before tract's optimiser (`segments`), grouped int8 convolutions cut into one per group
+//! before its codegen (`split_group_conv`), then, on each optimised segment: folding constant
 //! weight sums, a vectorised `DynamicQuantizeLinear`, threaded activation packers (int8 and f32), a
 //! fused dequantisation after each int8 matmul, threaded broadcast `Add`/`Sub`, an in-place
 //! inner-axis `RmsNorm`, fused layer norms and, last, the int8 projections on our own AVX-512 VNNI
@@ -21,6 +22,7 @@ mod int8_tile;
 mod layer_norm;
 mod rms_norm;
 pub mod segments;
+mod split_group_conv;
 mod vnni_kernel;
 mod vnni_matmul;
 
@@ -36,6 +38,7 @@ pub use fold_weight_sums::fold_weight_sums;
 pub use int8_tile::{is_amd, prefer_wide_int8_tile};
 pub use layer_norm::FastLayerNorm;
 pub use rms_norm::FastRmsNormInner;
+pub use split_group_conv::split_grouped_convs;
 pub use vnni_matmul::VnniMatMul;
 
 /// Which of our passes to run after tract's optimiser. `Passes::default()` runs all of them.
@@ -59,6 +62,9 @@ pub struct Passes {
     pub fast_rms_norm: bool,
     /// Run each last-axis layer norm (sum, mean, subtraction, RMS norm) as one threaded pass.
     pub fuse_layer_norm: bool,
+    /// Before codegen, cut each grouped int8 convolution into one per group, so that their unfolded
+    /// patches are not all in memory at once (`split_group_conv`).
+    pub split_grouped_conv: bool,
     /// On AMD cores with AVX-512 VNNI, ask tract for its 16×16 int8 tile (`int8_tile`). Process-wide,
     /// decided at the first load.
     pub wide_int8_tile: bool,
@@ -76,6 +82,7 @@ impl Passes {
         fast_broadcast: true,
         fast_rms_norm: true,
         fuse_layer_norm: true,
+        split_grouped_conv: true,
         wide_int8_tile: true,
         vnni_matmul: true,
     };
@@ -89,6 +96,7 @@ impl Passes {
         fast_broadcast: false,
         fast_rms_norm: false,
         fuse_layer_norm: false,
+        split_grouped_conv: false,
         wide_int8_tile: false,
         vnni_matmul: false,
     };
@@ -111,6 +119,7 @@ pub struct Applied {
     pub fast_broadcast: usize,
     pub fast_rms_norm: usize,
     pub fused_layer_norm: usize,
+    pub split_grouped_convs: usize,
     pub vnni_matmul: usize,
 }
 
@@ -126,6 +135,7 @@ impl std::ops::AddAssign for Applied {
             fast_broadcast,
             fast_rms_norm,
             fused_layer_norm,
+            split_grouped_convs,
             vnni_matmul,
         } = other;
         self.folded_weight_sums += folded_weight_sums;
@@ -136,8 +146,18 @@ impl std::ops::AddAssign for Applied {
         self.fast_broadcast += fast_broadcast;
         self.fast_rms_norm += fast_rms_norm;
         self.fused_layer_norm += fused_layer_norm;
+        self.split_grouped_convs += split_grouped_convs;
         self.vnni_matmul += vnni_matmul;
     }
+}
+
+/// Runs the selected passes that must see the model before tract's codegen (after `declutter`).
+pub fn before_codegen(model: &mut TypedModel, passes: Passes) -> TractResult<Applied> {
+    let mut applied = Applied::default();
+    if passes.split_grouped_conv {
+        applied.split_grouped_convs = split_grouped_convs(model)?;
+    }
+    Ok(applied)
 }
 
 /// Runs the selected passes on a model tract has already optimised (`into_optimized`).
