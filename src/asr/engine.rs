@@ -109,6 +109,7 @@ impl Engine {
         if passes.wide_int8_tile {
             super::optimize::prefer_wide_int8_tile();
         }
+        crate::alloc::settle_for_loading();
         let (chain, load_timings) = build_chain(
             &manifest,
             &onnx_path,
@@ -116,9 +117,9 @@ impl Engine {
             passes,
             options.threads.max(1),
         )?;
-        // The unpacked weights are freed; give their pages back now rather than after jemalloc's
-        // decay time, so that RSS after the load is the model (see `crate::alloc`).
-        crate::alloc::release_freed_memory();
+        // The unpacked weights are freed: their pages go back now, so that RSS after the load is the
+        // model; from here on freed activations are kept for the next run (see `crate::alloc`).
+        crate::alloc::settle_for_inference();
         let executor = if options.threads > 1 {
             Executor::multithread_with_name(options.threads, "edgescribe-asr")
         } else {
