@@ -46,20 +46,17 @@ pub fn settle_for_inference() {
     keep_freed_memory_for(INFERENCE_DECAY_MS);
 }
 
-/// jemalloc's `MALLCTL_ARENAS_ALL`: "every arena" in `arena.<i>.*` controls.
-const ALL_ARENAS: &str = "4096";
-
 /// Returns the pages of freed memory jemalloc still holds to the system now, instead of after its
 /// decay time: after the model load (the unpacked weights), and when the recogniser goes idle (a
 /// run's activations), so that an idle daemon's RSS is what it keeps live. Costs page faults the
 /// next time that memory is used. Returns whether jemalloc did it; a failure only means the pages go
 /// back after their decay time instead, so callers may ignore it (it is logged).
 pub fn release_freed_memory() -> bool {
-    let name = format!("arena.{ALL_ARENAS}.purge\0");
-    // SAFETY: a NUL-terminated control name; `purge` reads and writes no value (null pointers, 0 len).
+    // SAFETY: a NUL-terminated control name (4096 is jemalloc's `MALLCTL_ARENAS_ALL`: every arena);
+    // `purge` reads and writes no value (null pointers, 0 length).
     let status = unsafe {
         tikv_jemalloc_sys::mallctl(
-            name.as_ptr().cast(),
+            c"arena.4096.purge".as_ptr(),
             std::ptr::null_mut(),
             std::ptr::null_mut(),
             std::ptr::null_mut(),

@@ -64,7 +64,7 @@ pub struct LoadTimings {
     pub declutter_s: f64,
     /// tract's codegen passes (kernel selection, weight packing), summed over segments.
     pub codegen_s: f64,
-    /// Our passes after codegen (`super::optimize`), summed over segments.
+    /// Our passes (`super::optimize`), the one before codegen and those after, summed over segments.
     pub passes_s: f64,
     /// Execution plans, summed over segments.
     pub plan_s: f64,
