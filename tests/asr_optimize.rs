@@ -240,6 +240,10 @@ fn wide_optimized() -> TypedModel {
 /// The wide fixture with `columns` output columns instead of 1408: the same graph, a patterned int8
 /// weight and bias of the new width built here (a 4+ MiB weight would weigh as much in the repository).
 fn wider_optimized(columns: usize) -> TypedModel {
+    optimized(wider_model(columns))
+}
+
+fn wider_model(columns: usize) -> InferenceModel {
     let onnx = tract_onnx::onnx().with_ignore_value_info(true);
     let mut proto = onnx.proto_model_for_path(wide_matmul()).unwrap();
     let graph = proto.graph.as_mut().unwrap();
@@ -260,15 +264,23 @@ fn wider_optimized(columns: usize) -> TypedModel {
             _ => {}
         }
     }
-    optimized(onnx.model_for_proto_model(&proto).unwrap())
+    onnx.model_for_proto_model(&proto).unwrap()
 }
 
-fn optimized(mut model: InferenceModel) -> TypedModel {
+fn optimized(model: InferenceModel) -> TypedModel {
+    let mut model = decluttered(model);
+    model.optimize().unwrap();
+    model
+}
+
+fn decluttered(mut model: InferenceModel) -> TypedModel {
     let s = model.symbols.sym("S");
     model
         .set_input_fact(0, f32::fact([1.to_dim(), s.to_dim(), 768.to_dim()]).into())
         .unwrap();
-    model.into_optimized().unwrap()
+    let mut model = model.into_typed().unwrap();
+    model.declutter().unwrap();
+    model
 }
 
 fn run(model: TypedModel, input: &Tensor) -> Vec<u32> {
@@ -373,6 +385,45 @@ fn weight_sums_over_tracts_budget_are_folded_bit_identically() {
             &run(folded.clone(), &input),
             &format!("{frames} frames"),
         );
+    }
+}
+
+/// Our folds inside tract's codegen, ahead of its constant propagation (`optimize::codegen`): they
+/// catch the weight sum and, past the budget, the weight pack while tract's rounds are still running
+/// (so `PropConst` never builds the weight's i32 copy), leave nothing for the later passes to fold,
+/// and change no output bit against stock codegen, with the i32 copy under tract's 4 MiB budget (256
+/// columns, which stock tract folds itself) and over it.
+#[test]
+fn codegen_folds_weight_sums_and_packs_before_tracts_constant_propagation() {
+    for columns in [256, 1408, 5600] {
+        let decluttered = decluttered(wider_model(columns));
+        let mut stock = decluttered.clone();
+        stock.optimize().unwrap();
+        let mut early = decluttered;
+        let folds = optimize::codegen(&mut early, true).unwrap();
+        assert_eq!(folds.weight_sums, 1, "{columns} columns");
+        if cfg!(target_arch = "x86_64") && columns == 5600 {
+            assert_eq!(
+                folds.packs, 1,
+                "the 4.1 MiB weight's pack, over tract's budget"
+            );
+        }
+        assert_eq!(count_ops(&early, "Reduce<Sum>"), 0);
+        let mut after = early.clone();
+        let left = optimize::apply(&mut after, FOLD_ONLY).unwrap();
+        assert_eq!(
+            (left.folded_weight_sums, left.folded_packs),
+            (0, 0),
+            "{columns} columns: folds left for after codegen"
+        );
+        for frames in [1, 49] {
+            let input = activations(frames);
+            assert_bits_eq(
+                &run(stock.clone(), &input),
+                &run(early.clone(), &input),
+                &format!("{columns} columns, {frames} frames"),
+            );
+        }
     }
 }
 

@@ -225,3 +225,76 @@ fn every_common_wav_format_is_converted_to_the_same_16k_mono_signal() {
         assert!(corr > min, "{name}: correlation {corr:.4}");
     }
 }
+
+/// Exports past the test sizes keep their weights in a `.data` file beside the graph (the 300M and 1B
+/// benchmarks, and what `models/export.py` writes for them), read through our own resolver
+/// (`asr::weights_file`) rather than tract's. Here the tiny int8 model is rewritten that way, the
+/// weights at offsets in one file as onnxruntime lays them out, and must give the same logits bit
+/// for bit as with the weights inside the graph.
+#[test]
+fn int8_with_weights_in_a_data_file_gives_the_same_logits() {
+    use prost::Message;
+    use tract_onnx::pb::{tensor_proto::DataLocation, StringStringEntryProto};
+    use tract_onnx::prelude::Framework;
+
+    let dir = scratch("external-data");
+    copy_dir(&tiny_model("int8"), &dir);
+    let graph_path = dir.join("model.int8.onnx");
+    let mut proto = tract_onnx::onnx()
+        .proto_model_for_path(&graph_path)
+        .unwrap();
+    let mut data = Vec::new();
+    let mut moved = 0;
+    for init in &mut proto.graph.as_mut().unwrap().initializer {
+        if init.raw_data.len() < 1024 {
+            continue;
+        }
+        let entry = |key: &str, value: String| StringStringEntryProto {
+            key: key.into(),
+            value,
+        };
+        init.external_data = vec![
+            entry("location", "model.int8.onnx.data".into()),
+            entry("offset", data.len().to_string()),
+            entry("length", init.raw_data.len().to_string()),
+        ];
+        init.data_location = Some(DataLocation::External as i32);
+        data.append(&mut init.raw_data);
+        // onnxruntime aligns each tensor to 4 KiB in its data files.
+        data.resize(data.len().next_multiple_of(4096), 0);
+        moved += 1;
+    }
+    assert!(moved > 10, "only {moved} initializers moved out");
+    let graph = proto.encode_to_vec();
+    std::fs::write(dir.join("model.int8.onnx.data"), &data).unwrap();
+    std::fs::write(&graph_path, &graph).unwrap();
+    // The manifest records each file's size (checked at load) and hash, as the exporter writes them.
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let entry = |bytes: &[u8]| {
+        use sha2::Digest;
+        let sha256: String = sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        serde_json::json!({"size": bytes.len(), "sha256": sha256})
+    };
+    manifest["files"]["model.int8.onnx"] = entry(&graph);
+    manifest["files"]["model.int8.onnx.data"] = entry(&data);
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+
+    let external = Engine::load(&dir, &EngineOptions { threads: 1 }).unwrap();
+    let embedded = engine("int8");
+    let audio = samples(REFERENCE_WAVS[0]);
+    let pack = |e: &Engine| e.language("eng").unwrap();
+    let want = embedded.logits(&pack(&embedded), &audio).unwrap();
+    let got = external.logits(&pack(&external), &audio).unwrap();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!((got.frames, got.vocab), (want.frames, want.vocab));
+    assert!(bits(&got.values) == bits(&want.values), "logits differ");
+}

@@ -8,7 +8,7 @@ use std::time::Instant;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{bail, format_err};
 
-use super::optimize::segments::{Feed, Segment};
+use super::optimize::segments::{self, Feed, Segment};
 use super::optimize::{self, Applied, Passes};
 
 /// Seconds per optimisation step, summed over segments (thread-seconds when they ran in parallel).
@@ -26,6 +26,9 @@ pub struct Chain {
     /// it that tract cannot solve backwards (a strided convolution's floor division), so it is set
     /// for them from the audio.
     samples: Symbol,
+    /// The frame-count symbol of the segments after the first, with its expression in `samples`
+    /// (`segments::name_frames`), when the split could name it.
+    frames: Option<(Symbol, TDim)>,
 }
 
 impl Chain {
@@ -38,6 +41,14 @@ impl Chain {
         passes: Passes,
         threads: usize,
     ) -> TractResult<(Chain, StepSeconds, Applied)> {
+        let mut segments = segments;
+        let frames = segments::name_frames(&mut segments, &samples)?;
+        match &frames {
+            Some((symbol, length)) => {
+                log::debug!("frames after the first segment: {symbol} = {length}")
+            }
+            None => log::debug!("frames after the first segment: left as expressions of {samples}"),
+        }
         let count = segments.len();
         let queue = Mutex::new(segments.into_iter().enumerate());
         let done: Mutex<Vec<Option<Segment<Arc<TypedSimplePlan>>>>> =
@@ -89,7 +100,12 @@ impl Chain {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| format_err!("a segment was not optimised"))?;
         let (steps, applied) = totals.into_inner().map_err(|_| format_err!("poisoned"))?;
-        Ok((Chain { segments, samples }, steps, applied))
+        let chain = Chain {
+            segments,
+            samples,
+            frames,
+        };
+        Ok((chain, steps, applied))
     }
 
     /// Every node of every segment's optimised graph.
@@ -116,6 +132,13 @@ impl Chain {
             Some([1, samples]) => *samples as i64,
             other => bail!("audio input has shape {other:?}, expected [1, S]"),
         };
+        let frames = match &self.frames {
+            Some((symbol, length)) => {
+                let values = SymbolValues::default().with(&self.samples, samples);
+                Some((symbol, length.eval_to_i64(&values)?))
+            }
+            None => None,
+        };
         let mut previous: Option<TValue> = None;
         for segment in &self.segments {
             let mut feeds = TVec::with_capacity(segment.feeds.len());
@@ -135,6 +158,9 @@ impl Chain {
                 .turn_state
                 .resolved_symbols
                 .set(&self.samples, samples);
+            if let Some((symbol, frames)) = frames {
+                state.turn_state.resolved_symbols.set(symbol, frames);
+            }
             let mut outputs = match profile.as_mut() {
                 None => state.run(feeds)?,
                 Some((per_key, by)) => {
@@ -198,7 +224,10 @@ fn optimise_one(
     steps.declutter_s = lap();
     let mut applied = optimize::before_codegen(&mut model, passes)?;
     steps.passes_s = lap();
-    model.optimize()?;
+    // tract's codegen, with our weight folds ahead of its constant propagation (`early_fold`).
+    let early = optimize::codegen(&mut model, passes.fold_weight_sums)?;
+    applied.folded_weight_sums += early.weight_sums;
+    applied.folded_packs += early.packs;
     steps.codegen_s = lap();
     applied += optimize::apply(&mut model, passes)?;
     steps.passes_s += lap();

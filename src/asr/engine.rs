@@ -300,12 +300,11 @@ fn build_chain(
         reason,
     };
     // onnxruntime's quantiser writes value_info that tract 0.23 rejects; the graph's own types suffice.
-    let mut model = tract_onnx::onnx()
-        .with_ignore_value_info(true)
-        .model_for_path(onnx_path)
-        .map_err(|e| {
-            AsrError::model_file(onnx_path, format!("not a loadable ONNX graph: {e:#}"))
-        })?;
+    let mut onnx = tract_onnx::onnx().with_ignore_value_info(true);
+    onnx.provider = Arc::new(super::weights_file::PreadResolver::default());
+    let mut model = onnx.model_for_path(onnx_path).map_err(|e| {
+        AsrError::model_file(onnx_path, format!("not a loadable ONNX graph: {e:#}"))
+    })?;
 
     let graph = &manifest.graph;
     let names: Vec<String> = model

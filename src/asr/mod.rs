@@ -17,6 +17,7 @@ pub mod optimize;
 mod recognizer;
 pub mod store;
 pub mod vocab;
+mod weights_file;
 
 pub use adapter::LanguagePack;
 pub use chain::ProfileKey;

@@ -12,6 +12,7 @@
 //! the same packed bytes as before, so the logits are bit-identical (`tests/asr_optimize.rs`).
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::EvalOp;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::matmul::pack::OptMatMulPack;
 
@@ -34,9 +35,26 @@ pub fn fold_constant_packs(model: &mut TypedModel) -> TractResult<usize> {
         let Some((source, chain)) = constant_chain(model, node)? else {
             continue;
         };
-        let Some(mut value) = eval_chain(model, source, &chain)? else {
-            continue;
+        // tract's own pack op is a scalar byte gather (`fast_pack`); ours gives the same bytes.
+        let fast = if node.op_is::<OptMatMulPack>() {
+            FastPackI8K4::replacing(model, node)?
+        } else {
+            None
         };
+        let value = match &fast {
+            Some(fast) => match eval_chain(model, source, &chain[1..])? {
+                Some(unpacked) => match fast.eval_out_of_plan(unpacked)? {
+                    Some(packed) => packed,
+                    None => continue,
+                },
+                None => continue,
+            },
+            None => match eval_chain(model, source, &chain)? {
+                Some(value) => value,
+                None => continue,
+            },
+        };
+        let mut value = value;
         let packed = value.remove(0).into_arc_tensor();
         let konst = Const::new_with_exotic_fact(packed, exotic)?;
         let wire = patch.wire_node(&node.name, konst, &[])?[0];

@@ -1,6 +1,7 @@
 //! Our passes over tract's model, for the int8 (dynamically quantised) exports: the split into
 //! segments before tract's optimiser (`segments`), grouped int8 convolutions cut into one per group
-//! before its codegen (`split_group_conv`), then, on each optimised segment: folding constant
+//! before its codegen (`split_group_conv`), the weight folds inside that codegen (`early_fold`), then,
+//! on each optimised segment: folding constant
 //! weight sums, a vectorised `DynamicQuantizeLinear`, threaded activation packers (int8 and f32), a
 //! fused dequantisation after each int8 matmul, threaded broadcast `Add`/`Sub`, an in-place
 //! inner-axis `RmsNorm`, fused layer norms and, last, the int8 projections on our own AVX-512 VNNI
@@ -14,6 +15,7 @@
 mod broadcast;
 mod dequantize;
 mod dynamic_quantize;
+mod early_fold;
 mod fast_pack;
 mod fast_pack_f32;
 mod fold_packs;
@@ -32,6 +34,7 @@ use tract_onnx::tract_core::internal::ensure;
 pub use broadcast::FastBroadcast;
 pub use dequantize::FastDequantize;
 pub use dynamic_quantize::FastDynamicQuantizeLinearU8;
+pub use early_fold::{codegen, EarlyFolds};
 pub use fast_pack::FastPackI8K4;
 pub use fast_pack_f32::FastPackF32;
 pub use fold_weight_sums::fold_weight_sums;
@@ -47,7 +50,8 @@ pub struct Passes {
     /// Optimise the encoder as a chain of segments (about a layer each, `segments`), in parallel.
     pub split_layers: bool,
     /// Fold `Reduce<Sum>(Cast<i32>(weight))` zero-point terms into constants, and pack constant
-    /// weights tract left to be packed at every run.
+    /// weights tract left to be packed at every run: first in each round of tract's codegen, ahead of
+    /// its constant propagation (`early_fold`), and once more after it.
     pub fold_weight_sums: bool,
     /// Replace tract's scalar `DynamicQuantizeLinearU8` with a vectorised, multithreaded one.
     pub fast_dynamic_quantize: bool,

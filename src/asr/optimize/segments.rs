@@ -175,6 +175,87 @@ fn build(
     })
 }
 
+/// The frame count as a symbol of its own in every segment after the first: returned as the symbol and
+/// its expression in `samples` (what the first segment's output length is), to be set at run time.
+///
+/// Why: past the feature extractor every shape is the audio length `S` through seven strided
+/// convolutions, `(((S − 10)/5 + 1 − 3)/2 + 1 …)`, floor divisions tract keeps symbolic. Every shape
+/// comparison its optimiser makes on them (each binary op's broadcast check, each axis change, at each
+/// round) simplifies that nest again: `TDim::simplify` was ~10% of an MMS-1B load's CPU. Writing
+/// `S = stride · T + (window − stride)` makes the nest reduce to `T` exactly, the divisions all being
+/// whole, so the later segments see `[1, T, 1280]`.
+///
+/// Exact, not an approximation: for any audio length the later segments' shapes are functions of the
+/// frame count alone, and `T` is set to that count (the first segment's output length) at run time.
+/// The rename is only made if the substituted length simplifies to `T` itself, and if no later segment
+/// reads the audio; otherwise nothing changes (`None`).
+pub fn name_frames(
+    segments: &mut [Segment<TypedModel>],
+    samples: &Symbol,
+) -> TractResult<Option<(Symbol, TDim)>> {
+    let [first, later @ ..] = segments else {
+        return Ok(None);
+    };
+    if later.is_empty()
+        || later
+            .iter()
+            .any(|s| s.feeds.iter().any(|f| matches!(f, Feed::ModelInput(0))))
+    {
+        return Ok(None);
+    }
+    let output = first.model.output_fact(0)?;
+    let Some(frames) = output
+        .shape
+        .iter()
+        .find(|d| d.symbols().contains(samples))
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let Some((stride, window)) = stride_and_window(&frames, samples) else {
+        return Ok(None);
+    };
+    let symbol = first.model.symbols.sym("edgescribe_frames");
+    let length = TDim::from(symbol.clone()) * stride + (window - stride);
+    if frames.substitute(samples, &length)?.simplify() != TDim::from(symbol.clone()) {
+        return Ok(None);
+    }
+    let subs = HashMap::from([(samples.clone(), length)]);
+    for segment in later {
+        segment.model = segment.model.set_symbols(&subs)?;
+    }
+    Ok(Some((symbol, frames)))
+}
+
+/// The smallest audio length giving one frame (`window`) and the samples per further frame
+/// (`stride`), by evaluating the length expression; `None` unless it is that kind of step function.
+fn stride_and_window(frames: &TDim, samples: &Symbol) -> Option<(i64, i64)> {
+    let at = |s: i64| {
+        frames
+            .eval_to_i64(&SymbolValues::default().with(samples, s))
+            .ok()
+    };
+    // The least `s` in 1..2^24 with `at(s) >= target`, if the expression is monotone there.
+    let least = |target: i64| {
+        let (mut lo, mut hi) = (1i64, 1i64 << 24);
+        if at(hi)? < target {
+            return None;
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if at(mid)? >= target {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Some(lo)
+    };
+    let window = least(1)?;
+    let stride = least(2)? - window;
+    (stride > 0).then_some((stride, window))
+}
+
 /// The whole model as its only segment (no split), fed by the model's inputs in order.
 pub fn whole(model: TypedModel) -> Vec<Segment<TypedModel>> {
     let feeds = (0..model.inputs.len()).map(Feed::ModelInput).collect();
@@ -239,6 +320,73 @@ mod tests {
             previous = Some(segment.model.into_runnable()?.run(inputs)?.remove(0));
         }
         assert_eq!(*previous.unwrap(), *want[0]);
+        Ok(())
+    }
+
+    /// x[S] → a = every 320th sample (⌈S/320⌉ frames) → b = a + 1 → c = b · 2: like the encoder,
+    /// everything after the first node has a length that is an expression of S.
+    fn strided() -> TractResult<(TypedModel, Symbol)> {
+        let mut model = TypedModel::default();
+        let s = model.symbols.sym("S");
+        let x = model.add_source("x", f32::fact([s.to_dim()]))?;
+        let one = model.add_const("one", tensor1(&[1f32]))?;
+        let two = model.add_const("two", tensor1(&[2f32]))?;
+        let down = tract_onnx::tract_core::ops::Downsample {
+            axis: 0,
+            stride: 320,
+            modulo: 0,
+        };
+        let a = model.wire_node("a", down, &[x])?[0];
+        let b = model.wire_node("b", math::add(), &[a, one])?[0];
+        let c = model.wire_node("c", math::mul(), &[b, two])?[0];
+        model.select_output_outlets(&[c])?;
+        Ok((model, s))
+    }
+
+    #[test]
+    fn later_segments_get_a_frame_symbol_and_compute_the_same() -> TractResult<()> {
+        let (model, s) = strided()?;
+        let mut segments = split(&model, 1)?;
+        assert_eq!(segments.len(), 3);
+        let (frames, length) = name_frames(&mut segments, &s)?.expect("named");
+        let t = TDim::from(frames.clone());
+        for later in &segments[1..] {
+            let input = later.model.input_fact(0)?;
+            assert_eq!(
+                input.shape.to_tvec().as_slice(),
+                std::slice::from_ref(&t),
+                "no S left in the shapes"
+            );
+        }
+        for samples in [1usize, 319, 320, 321, 16000, 80_001] {
+            let x = Tensor::from_shape(&[samples], &vec![0.25f32; samples])?;
+            let want = model
+                .clone()
+                .into_runnable()?
+                .run(tvec!(x.clone().into()))?;
+            let values = SymbolValues::default().with(&s, samples as i64);
+            let count = length.eval_to_i64(&values)?;
+            assert_eq!(count as usize, samples.div_ceil(320));
+            let mut value: TValue = x.into();
+            for segment in &segments {
+                let plan = segment.model.clone().into_runnable()?;
+                let mut state = plan.spawn()?;
+                state.turn_state.resolved_symbols.set(&s, samples as i64);
+                state.turn_state.resolved_symbols.set(&frames, count);
+                value = state.run(tvec!(value))?.remove(0);
+            }
+            assert_eq!(*value, *want[0], "{samples} samples");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn no_frame_symbol_when_a_later_segment_reads_the_audio() -> TractResult<()> {
+        // `residual` reads x again in its last segment.
+        let model = residual()?;
+        let s = model.symbols.sym("S");
+        let mut segments = split(&model, 1)?;
+        assert!(name_frames(&mut segments, &s)?.is_none());
         Ok(())
     }
 
