@@ -221,10 +221,22 @@ pub fn name_frames(
         return Ok(None);
     }
     let subs = HashMap::from([(samples.clone(), length)]);
-    for segment in later {
-        segment.model = segment.model.set_symbols(&subs)?;
+    // All or nothing: an op tract cannot rewrite leaves every segment as it was (slower to optimise,
+    // the same model), rather than failing the load.
+    let renamed: TractResult<Vec<TypedModel>> =
+        later.iter().map(|s| s.model.set_symbols(&subs)).collect();
+    match renamed {
+        Ok(renamed) => {
+            for (segment, model) in later.iter_mut().zip(renamed) {
+                segment.model = model;
+            }
+            Ok(Some((symbol, frames)))
+        }
+        Err(e) => {
+            log::debug!("frame count left as an expression of the audio length: {e:#}");
+            Ok(None)
+        }
     }
-    Ok(Some((symbol, frames)))
 }
 
 /// The smallest audio length giving one frame (`window`) and the samples per further frame
