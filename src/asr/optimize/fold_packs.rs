@@ -41,7 +41,7 @@ pub fn fold_constant_packs(model: &mut TypedModel) -> TractResult<usize> {
         } else {
             None
         };
-        let value = match &fast {
+        let mut value = match &fast {
             Some(fast) => match eval_chain(model, source, &chain[1..])? {
                 Some(unpacked) => match fast.eval_out_of_plan(unpacked)? {
                     Some(packed) => packed,
@@ -54,7 +54,6 @@ pub fn fold_constant_packs(model: &mut TypedModel) -> TractResult<usize> {
                 None => continue,
             },
         };
-        let mut value = value;
         let packed = value.remove(0).into_arc_tensor();
         let konst = Const::new_with_exotic_fact(packed, exotic)?;
         let wire = patch.wire_node(&node.name, konst, &[])?[0];
