@@ -109,3 +109,18 @@ pub fn keep_freed_memory_for(ms: isize) -> usize {
         .filter(|i| set(format!("arena.{i}.dirty_decay_ms")))
         .count()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The startup setting is a byte string jemalloc reads before `main`; `LOAD_DECAY_MS` restates it.
+    #[test]
+    fn the_startup_decay_is_the_load_decay() {
+        let conf = std::str::from_utf8(malloc_conf).unwrap();
+        assert!(
+            conf.contains(&format!("dirty_decay_ms:{LOAD_DECAY_MS},")),
+            "{conf}"
+        );
+    }
+}

@@ -107,6 +107,8 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
     } else {
         assert_eq!(segments, 1);
     }
+    // The later segments' shapes in a frame symbol of their own, only when there are later segments.
+    assert_eq!(engine.load_timings().frames_named, passes.split_layers);
     let quantizers = engine.op_count("FastDynamicQuantizeLinearU8");
     assert!(
         passes.fast_dynamic_quantize == (quantizers > 0),

@@ -108,6 +108,11 @@ impl Chain {
         Ok((chain, steps, applied))
     }
 
+    /// Whether the segments after the first run on a frame-count symbol (`segments::name_frames`).
+    pub fn frames_named(&self) -> bool {
+        self.frames.is_some()
+    }
+
     /// Every node of every segment's optimised graph.
     pub fn nodes(&self) -> impl Iterator<Item = &TypedNode> {
         self.segments.iter().flat_map(|s| s.model.model().nodes())

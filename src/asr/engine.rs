@@ -68,6 +68,9 @@ pub struct LoadTimings {
     pub passes_s: f64,
     /// Execution plans, summed over segments.
     pub plan_s: f64,
+    /// Whether the segments after the first see the frame count as a symbol of its own
+    /// (`optimize::segments::name_frames`), which keeps their shape arithmetic cheap.
+    pub frames_named: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -305,6 +308,7 @@ fn build_chain(
     let mut model = onnx.model_for_path(onnx_path).map_err(|e| {
         AsrError::model_file(onnx_path, format!("not a loadable ONNX graph: {e:#}"))
     })?;
+    drop(onnx); // and with it the resolver's open weights file, read in full by now
 
     let graph = &manifest.graph;
     let names: Vec<String> = model
@@ -379,6 +383,7 @@ fn build_chain(
     timings.codegen_s = steps.codegen_s;
     timings.passes_s = steps.passes_s;
     timings.plan_s = steps.plan_s;
+    timings.frames_named = chain.frames_named();
     log::debug!("our passes after tract's optimiser: {applied:?}");
     let hidden = chain
         .output_fact()
