@@ -69,6 +69,10 @@ const VNNI_ONLY: Passes = Passes {
     vnni_matmul: true,
     ..Passes::NONE
 };
+const RANK_FIX_ONLY: Passes = Passes {
+    fold_rank_fixes: true,
+    ..Passes::NONE
+};
 const SPLIT_CONV_ONLY: Passes = Passes {
     split_grouped_conv: true,
     ..Passes::NONE
@@ -109,6 +113,14 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
     }
     // The later segments' shapes in a frame symbol of their own, only when there are later segments.
     assert_eq!(engine.load_timings().frames_named, passes.split_layers);
+    // Every int8 projection's weight (q, k, v, out, the feed-forward pair, in both layers, and the
+    // feature projection) reaches its einsum through tract's unit axis, unless folded.
+    let rank_fixes = engine.load_timings().rank_fixes_folded;
+    if passes.fold_rank_fixes {
+        assert!(rank_fixes >= 13, "{rank_fixes} weights' rank fixes folded");
+    } else {
+        assert_eq!(rank_fixes, 0);
+    }
     let quantizers = engine.op_count("FastDynamicQuantizeLinearU8");
     assert!(
         passes.fast_dynamic_quantize == (quantizers > 0),
@@ -225,6 +237,7 @@ fn tiny_int8_logits_are_bit_identical_with_each_pass_and_all() {
         assert_same("layer norm", &stock, &tiny_logits(LAYER_NORM_ONLY, threads));
         assert_same("vnni", &stock, &tiny_logits(VNNI_ONLY, threads));
         assert_same("split conv", &stock, &tiny_logits(SPLIT_CONV_ONLY, threads));
+        assert_same("rank fix", &stock, &tiny_logits(RANK_FIX_ONLY, threads));
         assert_same("all", &stock, &tiny_logits(Passes::ALL, threads));
     }
 }

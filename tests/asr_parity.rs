@@ -227,10 +227,10 @@ fn every_common_wav_format_is_converted_to_the_same_16k_mono_signal() {
 }
 
 /// Exports past the test sizes keep their weights in a `.data` file beside the graph (the 300M and 1B
-/// benchmarks, and what `models/export.py` writes for them), read through our own resolver
-/// (`asr::weights_file`) rather than tract's. Here the tiny int8 model is rewritten that way, the
-/// weights at offsets in one file as onnxruntime lays them out, and must give the same logits bit
-/// for bit as with the weights inside the graph.
+/// benchmarks, and what `models/export.py` writes for them), read by our own loader on several
+/// threads (`asr::onnx_parse`) rather than by tract's parser. Here the tiny int8 model is rewritten
+/// that way, the weights at offsets in one file as onnxruntime lays them out, and must give the same
+/// logits bit for bit as with the weights inside the graph.
 #[test]
 fn int8_with_weights_in_a_data_file_gives_the_same_logits() {
     use prost::Message;
@@ -288,7 +288,8 @@ fn int8_with_weights_in_a_data_file_gives_the_same_logits() {
     )
     .unwrap();
 
-    let external = Engine::load(&dir, &EngineOptions { threads: 1 }).unwrap();
+    // Two threads: the parsing thread and one reading weights beside it.
+    let external = Engine::load(&dir, &EngineOptions { threads: 2 }).unwrap();
     let embedded = engine("int8");
     let audio = samples(REFERENCE_WAVS[0]);
     let pack = |e: &Engine| e.language("eng").unwrap();

@@ -225,10 +225,12 @@ fn optimise_one(
         clock = Instant::now();
         elapsed
     };
+    let mut applied = optimize::before_declutter(&mut model, passes)?;
+    steps.passes_s = lap();
     model.declutter()?;
     steps.declutter_s = lap();
-    let mut applied = optimize::before_codegen(&mut model, passes)?;
-    steps.passes_s = lap();
+    applied += optimize::before_codegen(&mut model, passes)?;
+    steps.passes_s += lap();
     // tract's codegen, with our weight folds ahead of its constant propagation (`early_fold`).
     let early = optimize::codegen(&mut model, passes.fold_weight_sums)?;
     applied.folded_weight_sums += early.weight_sums;

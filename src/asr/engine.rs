@@ -71,6 +71,8 @@ pub struct LoadTimings {
     /// Whether the segments after the first see the frame count as a symbol of its own
     /// (`optimize::segments::name_frames`), which keeps their shape arithmetic cheap.
     pub frames_named: bool,
+    /// How many constant weights their einsum takes without tract's unit axis (`optimize::rank_fix`).
+    pub rank_fixes_folded: usize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -305,10 +307,12 @@ fn build_chain(
     // onnxruntime's quantiser writes value_info that tract 0.23 rejects; the graph's own types suffice.
     let mut onnx = tract_onnx::onnx().with_ignore_value_info(true);
     onnx.provider = Arc::new(super::weights_file::PreadResolver::default());
-    let mut model = onnx.model_for_path(onnx_path).map_err(|e| {
+    let mut model = super::onnx_parse::model_for_path(&onnx, onnx_path, threads).map_err(|e| {
         AsrError::model_file(onnx_path, format!("not a loadable ONNX graph: {e:#}"))
     })?;
-    drop(onnx); // and with it the resolver's open weights file, read in full by now
+    // And with it the resolver's open weights file, if the graph had external data the parallel
+    // read leaves to tract (none in an MMS export).
+    drop(onnx);
 
     let graph = &manifest.graph;
     let names: Vec<String> = model
@@ -384,6 +388,7 @@ fn build_chain(
     timings.passes_s = steps.passes_s;
     timings.plan_s = steps.plan_s;
     timings.frames_named = chain.frames_named();
+    timings.rank_fixes_folded = applied.folded_rank_fixes;
     log::debug!("our passes after tract's optimiser: {applied:?}");
     let hidden = chain
         .output_fact()

@@ -13,6 +13,7 @@ mod engine;
 mod error;
 pub mod features;
 pub mod manifest;
+mod onnx_parse;
 pub mod optimize;
 mod recognizer;
 pub mod store;

@@ -22,6 +22,7 @@ mod fold_packs;
 mod fold_weight_sums;
 mod int8_tile;
 mod layer_norm;
+mod rank_fix;
 mod rms_norm;
 pub mod segments;
 mod split_group_conv;
@@ -40,6 +41,7 @@ pub use fast_pack_f32::FastPackF32;
 pub use fold_weight_sums::fold_weight_sums;
 pub use int8_tile::{is_amd, prefer_wide_int8_tile};
 pub use layer_norm::FastLayerNorm;
+pub use rank_fix::fold_weight_rank_fixes;
 pub use rms_norm::FastRmsNormInner;
 pub use split_group_conv::split_grouped_convs;
 pub use vnni_matmul::VnniMatMul;
@@ -53,6 +55,10 @@ pub struct Passes {
     /// weights tract left to be packed at every run: first in each round of tract's codegen, ahead of
     /// its constant propagation (`early_fold`), and once more after it.
     pub fold_weight_sums: bool,
+    /// Before declutter, let each einsum take its 2-D constant weight as it is, rather than through
+    /// the unit axis tract-onnx adds to it (which declutter adds and removes again by copying the
+    /// weight twice, `rank_fix`).
+    pub fold_rank_fixes: bool,
     /// Replace tract's scalar `DynamicQuantizeLinearU8` with a vectorised, multithreaded one.
     pub fast_dynamic_quantize: bool,
     /// Replace tract's byte-by-byte int8 activation packing with a threaded word-wise one, and its
@@ -80,6 +86,7 @@ impl Passes {
     pub const ALL: Passes = Passes {
         split_layers: true,
         fold_weight_sums: true,
+        fold_rank_fixes: true,
         fast_dynamic_quantize: true,
         fast_pack: true,
         fuse_dequantize: true,
@@ -94,6 +101,7 @@ impl Passes {
     pub const NONE: Passes = Passes {
         split_layers: false,
         fold_weight_sums: false,
+        fold_rank_fixes: false,
         fast_dynamic_quantize: false,
         fast_pack: false,
         fuse_dequantize: false,
@@ -116,6 +124,7 @@ impl Default for Passes {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Applied {
     pub folded_weight_sums: usize,
+    pub folded_rank_fixes: usize,
     pub fast_dynamic_quantize: usize,
     pub fast_pack: usize,
     pub folded_packs: usize,
@@ -132,6 +141,7 @@ impl std::ops::AddAssign for Applied {
     fn add_assign(&mut self, other: Applied) {
         let Applied {
             folded_weight_sums,
+            folded_rank_fixes,
             fast_dynamic_quantize,
             fast_pack,
             folded_packs,
@@ -143,6 +153,7 @@ impl std::ops::AddAssign for Applied {
             vnni_matmul,
         } = other;
         self.folded_weight_sums += folded_weight_sums;
+        self.folded_rank_fixes += folded_rank_fixes;
         self.fast_dynamic_quantize += fast_dynamic_quantize;
         self.fast_pack += fast_pack;
         self.folded_packs += folded_packs;
@@ -153,6 +164,15 @@ impl std::ops::AddAssign for Applied {
         self.split_grouped_convs += split_grouped_convs;
         self.vnni_matmul += vnni_matmul;
     }
+}
+
+/// Runs the selected passes that must see the model before tract's `declutter`.
+pub fn before_declutter(model: &mut TypedModel, passes: Passes) -> TractResult<Applied> {
+    let mut applied = Applied::default();
+    if passes.fold_rank_fixes {
+        applied.folded_rank_fixes = fold_weight_rank_fixes(model)?;
+    }
+    Ok(applied)
 }
 
 /// Runs the selected passes that must see the model before tract's codegen (after `declutter`).

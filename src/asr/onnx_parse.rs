@@ -1,0 +1,502 @@
+//! Parses an ONNX model whose weights sit in an external data file, reading the weights on several
+//! threads straight into tract's tensors.
+//!
+//! Why: tract-onnx reads external initializers one by one on the parsing thread, each into a
+//! zero-filled `Vec` (through the [`ModelDataResolver`](tract_onnx::data_resolver)) that it then
+//! copies into a freshly allocated aligned tensor. At MMS-1B that was ~0.75 s of a ~1 s parse,
+//! two thirds of it the kernel faulting in and clearing the tensors' new pages, with the second
+//! core idle. Here each weight is `pread` once into its final tensor, by `threads` threads at a
+//! time, while the parsing thread builds the graph.
+//!
+//! How, through tract's public API only: the external initializers are taken out of the
+//! `ModelProto` and declared as graph inputs of their type and shape, so tract's parser makes them
+//! sources; once it is done, each source becomes the `Const` tract's parser would have made of the
+//! initializer, and the graph's inputs are what the file declares again.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_proto::{DataLocation, DataType};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::{bail, ensure, format_err, vector_size};
+use tract_onnx::tract_core::ops::konst::Const;
+use tract_onnx::tract_hir::ops::source::Source;
+use tract_onnx::Onnx;
+
+/// One initializer whose bytes live in an external data file.
+#[derive(Debug)]
+struct External {
+    name: String,
+    dt: DatumType,
+    shape: Vec<usize>,
+    file: PathBuf,
+    offset: u64,
+    bytes: usize,
+}
+
+/// Parses `path` like `onnx.model_for_path`, but reads external weights on `threads` threads.
+pub fn model_for_path(onnx: &Onnx, path: &Path, threads: usize) -> TractResult<InferenceModel> {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let dir_str = dir
+        .to_str()
+        .ok_or_else(|| format_err!("model directory {dir:?} is not UTF-8"))?;
+    let mut proto = onnx.proto_model_for_path(path)?;
+    let externals = take_externals(&mut proto, dir)?;
+    let files = open_files(&externals)?;
+
+    let next = AtomicUsize::new(0);
+    let (parsed, mut loaded) = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads.max(1))
+            .map(|_| {
+                std::thread::Builder::new()
+                    .name("weights-load".into())
+                    .spawn_scoped(scope, || load_some(&externals, &files, &next))
+            })
+            .collect();
+        // Graph first: it is quick, and the helpers are reading meanwhile.
+        let parsed = onnx.parse(&proto, Some(dir_str));
+        if parsed.is_err() {
+            next.store(externals.len(), Ordering::Relaxed); // no use reading on
+        }
+        let mut loaded = load_some(&externals, &files, &next);
+        for helper in helpers {
+            match helper.map(|h| h.join()) {
+                Ok(Ok(more)) => loaded.extend(more),
+                Ok(Err(_)) => loaded.push((0, Err(format_err!("a weights-load thread panicked")))),
+                // Could not spawn: this thread has read everything the helper would have.
+                Err(_) => {}
+            }
+        }
+        (parsed, loaded)
+    });
+    let parsed = parsed?;
+    ensure!(
+        parsed.unresolved_inputs.is_empty(),
+        "Could not resolve inputs at top-level: {:?}",
+        parsed.unresolved_inputs
+    );
+    let mut model = parsed.model;
+    loaded.sort_by_key(|(ix, _)| *ix);
+    ensure!(
+        loaded.len() == externals.len() || loaded.iter().any(|(_, r)| r.is_err()),
+        "read {} of {} external initializers",
+        loaded.len(),
+        externals.len()
+    );
+    let mut replaced = HashSet::new();
+    for (ix, tensor) in loaded {
+        let tensor = tensor?;
+        let name = &externals[ix].name;
+        let id = model.node_id_by_name(name)?;
+        let node = model.node_mut(id);
+        ensure!(
+            node.op_is::<Source>(),
+            "initializer {name} did not become a source"
+        );
+        let value = tensor.into_arc_tensor();
+        let fact = TypedFact::try_from(value.clone())?;
+        node.op = Const::new(value)?.into();
+        node.outputs[0].fact = fact.into();
+        replaced.insert(id);
+    }
+    let inputs: Vec<OutletId> = model
+        .input_outlets()?
+        .iter()
+        .filter(|o| !replaced.contains(&o.node))
+        .copied()
+        .collect();
+    model.set_input_outlets(&inputs)?;
+    Ok(model)
+}
+
+/// Moves the external initializers out of `proto`'s graph and declares them as graph inputs.
+///
+/// They are added after the file's own inputs and in name order: where tract's parser would have
+/// placed their constants, so the graph's node order changes only relative to the in-file ones.
+fn take_externals(proto: &mut pb::ModelProto, dir: &Path) -> TractResult<Vec<External>> {
+    let Some(graph) = proto.graph.as_mut() else {
+        return Ok(vec![]);
+    };
+    let declared: HashSet<String> = graph.input.iter().map(|i| i.name.clone()).collect();
+    let (mut taken, kept): (Vec<pb::TensorProto>, Vec<pb::TensorProto>) =
+        std::mem::take(&mut graph.initializer)
+            .into_iter()
+            .partition(|t| is_plain_external(t) && !declared.contains(&t.name));
+    graph.initializer = kept;
+    taken.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut externals = Vec::with_capacity(taken.len());
+    for t in &taken {
+        let external = describe(t, dir).with_context(|| format!("initializer {:?}", t.name))?;
+        graph.input.push(input_of(t));
+        externals.push(external);
+    }
+    Ok(externals)
+}
+
+/// External, not also inline (tract reads `raw_data` first), and of a type read as raw bytes.
+fn is_plain_external(t: &pb::TensorProto) -> bool {
+    t.data_location == Some(DataLocation::External as i32)
+        && t.raw_data.is_empty()
+        && DataType::try_from(t.data_type)
+            .ok()
+            .and_then(|d| DatumType::try_from(d).ok())
+            .is_some_and(|dt| {
+                use DatumType::*;
+                matches!(
+                    dt,
+                    U8 | U16 | U32 | U64 | I8 | I16 | I32 | I64 | F16 | F32 | F64
+                )
+            })
+}
+
+fn describe(t: &pb::TensorProto, dir: &Path) -> TractResult<External> {
+    let dt = DatumType::try_from(DataType::try_from(t.data_type)?)?;
+    let shape = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format_err!("negative dimension {d}")))
+        .collect::<TractResult<Vec<usize>>>()?;
+    let bytes = shape
+        .iter()
+        .try_fold(dt.size_of(), |acc, &d| acc.checked_mul(d))
+        .filter(|&b| b <= isize::MAX as usize)
+        .ok_or_else(|| format_err!("shape {shape:?} of {dt:?} is too large"))?;
+    let key = |k: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key == k)
+            .map(|e| e.value.as_str())
+    };
+    let location = key("location").context("no external data location")?;
+    let offset: u64 = key("offset").map(str::parse).transpose()?.unwrap_or(0);
+    if let Some(length) = key("length").map(str::parse::<usize>).transpose()? {
+        ensure!(
+            length == bytes,
+            "external data length {length} but shape {shape:?} of {dt:?} is {bytes} bytes"
+        );
+    }
+    let file = resolve_inside(dir, location)?;
+    Ok(External {
+        name: t.name.clone(),
+        dt,
+        shape,
+        file,
+        offset,
+        bytes,
+    })
+}
+
+/// The data file, which must be inside the model's directory (as tract-onnx requires).
+fn resolve_inside(dir: &Path, location: &str) -> TractResult<PathBuf> {
+    let relative = Path::new(location);
+    if relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        bail!(
+            "external data location {location:?} is not a relative path inside the model directory"
+        );
+    }
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("canonicalizing {dir:?}"))?;
+    let file = dir.join(relative);
+    let file = file
+        .canonicalize()
+        .with_context(|| format!("canonicalizing {file:?}"))?;
+    ensure!(
+        file.starts_with(&dir),
+        "external data {file:?} resolves outside the model directory {dir:?}"
+    );
+    Ok(file)
+}
+
+/// The graph input tract's parser turns into a source of the initializer's type and shape.
+fn input_of(t: &pb::TensorProto) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{dimension, Dimension};
+    let dim = t
+        .dims
+        .iter()
+        .map(|&d| Dimension {
+            value: Some(dimension::Value::DimValue(d)),
+            ..Default::default()
+        })
+        .collect();
+    let tensor = pb::type_proto::Tensor {
+        elem_type: t.data_type,
+        shape: Some(pb::TensorShapeProto { dim }),
+    };
+    pb::ValueInfoProto {
+        name: t.name.clone(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(tensor)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn open_files(externals: &[External]) -> TractResult<HashMap<PathBuf, (File, u64)>> {
+    let mut files = HashMap::new();
+    for e in externals {
+        if !files.contains_key(&e.file) {
+            let file = File::open(&e.file).with_context(|| format!("opening {:?}", e.file))?;
+            let size = file.metadata()?.len();
+            files.insert(e.file.clone(), (file, size));
+        }
+    }
+    Ok(files)
+}
+
+/// Reads initializers, taking the next unread one each time, until none is left.
+fn load_some(
+    externals: &[External],
+    files: &HashMap<PathBuf, (File, u64)>,
+    next: &AtomicUsize,
+) -> Vec<(usize, TractResult<Tensor>)> {
+    let mut done = Vec::new();
+    loop {
+        let ix = next.fetch_add(1, Ordering::Relaxed);
+        let Some(external) = externals.get(ix) else {
+            return done;
+        };
+        let tensor = read(external, files)
+            .with_context(|| format!("reading initializer {:?}", external.name));
+        if tensor.is_err() {
+            next.store(externals.len(), Ordering::Relaxed);
+        }
+        done.push((ix, tensor));
+    }
+}
+
+fn read(e: &External, files: &HashMap<PathBuf, (File, u64)>) -> TractResult<Tensor> {
+    let (file, size) = files.get(&e.file).context("data file not opened")?;
+    ensure!(
+        e.offset
+            .checked_add(e.bytes as u64)
+            .is_some_and(|end| end <= *size),
+        "{} bytes at {} run past the end of {:?} ({size} bytes)",
+        e.bytes,
+        e.offset,
+        e.file
+    );
+    // tract's own parser allocates the same way (`Tensor::from_raw_dt`): uninitialised, aligned
+    // for its kernels. Every byte is then written by the read below.
+    let mut tensor = unsafe { Tensor::uninitialized_aligned_dt(e.dt, &e.shape, vector_size())? };
+    if e.bytes > 0 {
+        file.read_exact_at(tensor.as_bytes_mut(), e.offset)
+            .with_context(|| {
+                format!("reading {} bytes at {} of {:?}", e.bytes, e.offset, e.file)
+            })?;
+    }
+    Ok(tensor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+    use tract_onnx::pb::StringStringEntryProto;
+
+    /// A directory of its own per test, under the process id.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir()
+            .join(format!("edgescribe-onnx-parse-{}", std::process::id()))
+            .join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn f32_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
+        pb::TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: DataType::Float as i32,
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Moves `t`'s bytes to the end of `data`, 64-byte aligned, and points `t` at them.
+    fn externalise(t: &mut pb::TensorProto, data: &mut Vec<u8>, location: &str) {
+        let entry = |key: &str, value: String| StringStringEntryProto {
+            key: key.into(),
+            value,
+        };
+        data.resize(data.len().next_multiple_of(64), 0);
+        t.external_data = vec![
+            entry("location", location.into()),
+            entry("offset", data.len().to_string()),
+            entry("length", t.raw_data.len().to_string()),
+        ];
+        t.data_location = Some(DataLocation::External as i32);
+        data.append(&mut t.raw_data);
+    }
+
+    /// `y = (x · W1 + b) · W2 + c`, with `W1`, `W2` and `b` external and `c` (a scalar) inline.
+    fn write_model(dir: &Path, edit: impl FnOnce(&mut pb::GraphProto)) -> PathBuf {
+        let ramp = |n: usize, k: f32| (0..n).map(|i| (i as f32 * k).sin()).collect::<Vec<_>>();
+        let mut initializer = vec![
+            f32_tensor("w1", &[4, 8], &ramp(32, 0.37)),
+            f32_tensor("b", &[8], &ramp(8, 1.3)),
+            f32_tensor("w2", &[8, 3], &ramp(24, 0.71)),
+            f32_tensor("c", &[], &[0.25]),
+        ];
+        let mut data = Vec::new();
+        for t in &mut initializer[..3] {
+            externalise(t, &mut data, "model.onnx.data");
+        }
+        let node = |op: &str, inputs: &[&str], output: &str| pb::NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            name: output.into(),
+            ..Default::default()
+        };
+        let mut x = input_of(&f32_tensor("x", &[2, 4], &[0.0; 8]));
+        x.name = "x".into();
+        let mut graph = pb::GraphProto {
+            node: vec![
+                node("MatMul", &["x", "w1"], "h"),
+                node("Add", &["h", "b"], "hb"),
+                node("MatMul", &["hb", "w2"], "z"),
+                node("Add", &["z", "c"], "y"),
+            ],
+            initializer,
+            input: vec![x],
+            output: vec![pb::ValueInfoProto {
+                name: "y".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        edit(&mut graph);
+        let proto = pb::ModelProto {
+            ir_version: 8,
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            }],
+            graph: Some(graph),
+            ..Default::default()
+        };
+        std::fs::write(dir.join("model.onnx.data"), &data).unwrap();
+        let path = dir.join("model.onnx");
+        std::fs::write(&path, proto.encode_to_vec()).unwrap();
+        path
+    }
+
+    fn run(model: InferenceModel) -> Vec<f32> {
+        let plan = model.into_optimized().unwrap().into_runnable().unwrap();
+        let x = tract_ndarray::Array2::from_shape_fn((2, 4), |(i, j)| (i * 4 + j) as f32 - 3.5);
+        let y = plan.run(tvec!(x.into_tensor().into())).unwrap();
+        y[0].to_plain_array_view::<f32>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    fn consts(model: &InferenceModel) -> Vec<(String, Arc<Tensor>)> {
+        let mut consts: Vec<_> = model
+            .nodes()
+            .iter()
+            .filter_map(|n| Some((n.name.clone(), n.op_as::<Const>()?.val().clone())))
+            .collect();
+        consts.sort_by(|a, b| a.0.cmp(&b.0));
+        consts
+    }
+
+    #[test]
+    fn gives_tracts_constants_inputs_and_outputs_on_any_thread_count() {
+        let path = write_model(&scratch("same"), |_| {});
+        let onnx = tract_onnx::onnx();
+        let stock = onnx.model_for_path(&path).unwrap();
+        let want_inputs: Vec<String> = stock
+            .inputs
+            .iter()
+            .map(|o| stock.node(o.node).name.clone())
+            .collect();
+        assert_eq!(want_inputs, ["x"]);
+        let want_consts = consts(&stock);
+        assert_eq!(want_consts.len(), 4, "w1, b, w2 and c");
+        let want = run(stock);
+        for threads in [1, 2, 5] {
+            let ours = model_for_path(&onnx, &path, threads).unwrap();
+            let inputs: Vec<String> = ours
+                .inputs
+                .iter()
+                .map(|o| ours.node(o.node).name.clone())
+                .collect();
+            assert_eq!(inputs, want_inputs, "{threads} threads");
+            assert_eq!(consts(&ours), want_consts, "{threads} threads");
+            let got = run(ours);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn an_initializer_also_declared_as_an_input_is_left_to_tract() {
+        // Older exporters list initializers among the graph inputs: tract makes them constants.
+        let path = write_model(&scratch("declared"), |graph| {
+            let w2 = graph.initializer.iter().find(|t| t.name == "w2").unwrap();
+            let mut declared = input_of(w2);
+            declared.name = "w2".into();
+            graph.input.push(declared);
+        });
+        let onnx = tract_onnx::onnx();
+        let ours = model_for_path(&onnx, &path, 2).unwrap();
+        assert_eq!(ours.inputs.len(), 1, "w2 is a constant, not an input");
+        assert_eq!(consts(&ours), consts(&onnx.model_for_path(&path).unwrap()));
+    }
+
+    #[test]
+    fn bad_external_data_is_an_error_naming_the_initializer() {
+        let onnx = tract_onnx::onnx();
+        type Edit = fn(&mut pb::TensorProto);
+        let cases: [(&str, Edit); 3] = [
+            ("past the end", |t| {
+                t.external_data[1].value = "1000000".into();
+            }),
+            ("length", |t| {
+                t.external_data[2].value = "12".into();
+            }),
+            ("inside the model directory", |t| {
+                t.external_data[0].value = "../model.onnx.data".into();
+            }),
+        ];
+        for (want, edit) in cases {
+            let dir = scratch(&want.replace(' ', "-"));
+            let path = write_model(&dir, |graph| {
+                edit(
+                    graph
+                        .initializer
+                        .iter_mut()
+                        .find(|t| t.name == "w2")
+                        .unwrap(),
+                )
+            });
+            let err = format!("{:#}", model_for_path(&onnx, &path, 2).unwrap_err());
+            assert!(
+                err.contains("\"w2\"") && err.contains(want),
+                "{want}: {err}"
+            );
+        }
+        let dir = scratch("no-data-file");
+        let path = write_model(&dir, |_| {});
+        std::fs::remove_file(dir.join("model.onnx.data")).unwrap();
+        assert!(model_for_path(&onnx, &path, 2).is_err());
+    }
+}
