@@ -307,18 +307,21 @@ fn build_chain(
     // onnxruntime's quantiser writes value_info that tract 0.23 rejects; the graph's own types suffice.
     let mut onnx = tract_onnx::onnx().with_ignore_value_info(true);
     onnx.provider = Arc::new(super::weights_file::PreadResolver::default());
-    let mut model = super::onnx_parse::model_for_path(&onnx, onnx_path, threads).map_err(|e| {
-        AsrError::model_file(onnx_path, format!("not a loadable ONNX graph: {e:#}"))
-    })?;
+    let super::onnx_parse::Parsed { mut model, weights } =
+        super::onnx_parse::parse(&onnx, onnx_path, threads).map_err(|e| {
+            AsrError::model_file(onnx_path, format!("not a loadable ONNX graph: {e:#}"))
+        })?;
     // And with it the resolver's open weights file, if the graph had external data the parallel
     // read leaves to tract (none in an MMS export).
     drop(onnx);
 
     let graph = &manifest.graph;
+    // The file's inputs; the weights still being read follow them until `weights.finish_typed`.
     let names: Vec<String> = model
         .input_outlets()
         .map_err(AsrError::engine)?
         .iter()
+        .take(weights.file_inputs())
         .map(|o| model.node(o.node).name.clone())
         .collect();
     let expected: Vec<&str> = std::iter::once(graph.input.as_str())
@@ -366,7 +369,10 @@ fn build_chain(
             .set_input_fact(ix + 1, f32::fact(&spec.shape).into())
             .map_err(AsrError::engine)?;
     }
-    let typed = model.into_typed().map_err(AsrError::engine)?;
+    let mut typed = model.into_typed().map_err(AsrError::engine)?;
+    weights
+        .finish_typed(&mut typed)
+        .map_err(|e| AsrError::model_file(onnx_path, format!("reading its weights: {e:#}")))?;
     timings.parse_s = lap();
     let segments = if passes.split_layers {
         let segments = segments::split(&typed, SEGMENT_MIN_NODES).map_err(AsrError::engine)?;

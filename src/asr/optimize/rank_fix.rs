@@ -12,7 +12,8 @@
 //! Here the einsum takes the 2-D weight as it is: its axes are rewritten through its own
 //! `change_axes` with the inverse of the `AxisOp` (what `ChangeAxes` does in the end), and the
 //! `AxisOp` is bypassed; the weight tensor is not touched. The einsum computes the same thing (the
-//! axis was of size 1), so the logits stay bit-identical (`tests/asr_optimize.rs`).
+//! axis was of size 1), so the logits stay bit-identical (`tests/asr_optimize.rs`). Written up for
+//! upstream in `docs/upstream/tract-load-copies-weights.md` (not filed: this machine has no internet).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::change_axes::{AxisOp, InOut};
