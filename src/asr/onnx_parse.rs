@@ -93,6 +93,12 @@ pub fn parse(onnx: &Onnx, path: &Path, threads: usize) -> TractResult<Parsed> {
                         loading.work(all)
                     }));
                     if read.is_err() {
+                        // Under the results' lock, which `take` holds between checking this flag
+                        // and waiting: the wake-up cannot fall in between and be lost.
+                        let _results = loading
+                            .results
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner);
                         loading.helper_died.store(true, Ordering::Relaxed);
                         loading.stop();
                         loading.progress.notify_all();
