@@ -73,6 +73,10 @@ const RANK_FIX_ONLY: Passes = Passes {
     fold_rank_fixes: true,
     ..Passes::NONE
 };
+const ATTENTION_ONLY: Passes = Passes {
+    fuse_attention: true,
+    ..Passes::NONE
+};
 const SPLIT_CONV_ONLY: Passes = Passes {
     split_grouped_conv: true,
     ..Passes::NONE
@@ -86,6 +90,18 @@ fn has_vnni() -> bool {
         std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512bw")
             && std::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU runs our attention kernel: then the pass must take each layer's attention.
+fn has_avx512f() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -126,10 +142,14 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
         passes.fast_dynamic_quantize == (quantizers > 0),
         "{quantizers} fast quantizers with {passes:?}"
     );
+    // Each of the two encoder layers' self-attention, as one op.
+    let attentions = engine.op_count("FusedAttention");
+    let fused_attention = passes.fuse_attention && has_avx512f();
+    assert_eq!(attentions, if fused_attention { 2 } else { 0 });
     if !passes.fast_pack {
         assert_eq!(engine.op_count("FastPackI8K4"), 0);
         assert_eq!(engine.op_count("FastPackF32"), 0);
-    } else {
+    } else if !fused_attention {
         // Attention's f32 products pack their activations at run time.
         assert!(engine.op_count("FastPackF32") > 0);
     }
@@ -238,6 +258,7 @@ fn tiny_int8_logits_are_bit_identical_with_each_pass_and_all() {
         assert_same("vnni", &stock, &tiny_logits(VNNI_ONLY, threads));
         assert_same("split conv", &stock, &tiny_logits(SPLIT_CONV_ONLY, threads));
         assert_same("rank fix", &stock, &tiny_logits(RANK_FIX_ONLY, threads));
+        assert_same("attention", &stock, &tiny_logits(ATTENTION_ONLY, threads));
         assert_same("all", &stock, &tiny_logits(Passes::ALL, threads));
     }
 }

@@ -117,7 +117,7 @@ pub fn fuse_layer_norms(model: &mut TypedModel) -> TractResult<usize> {
 
 /// The node feeding `node`'s input `slot`, if `node` is its only reader and it is not a model
 /// output.
-fn sole_producer<'m>(
+pub(super) fn sole_producer<'m>(
     model: &'m TypedModel,
     node: &TypedNode,
     slot: usize,
@@ -129,7 +129,7 @@ fn sole_producer<'m>(
     (only_reader && !is_output).then_some(producer)
 }
 
-fn scalar_f32(model: &TypedModel, outlet: OutletId) -> Option<f32> {
+pub(super) fn scalar_f32(model: &TypedModel, outlet: OutletId) -> Option<f32> {
     let konst = model.outlet_fact(outlet).ok()?.konst.clone()?;
     if konst.len() != 1 || konst.datum_type() != f32::datum_type() {
         return None;

@@ -6,12 +6,15 @@
 //! fused dequantisation after each int8 matmul, threaded broadcast `Add`/`Sub`, an in-place
 //! inner-axis `RmsNorm`, fused layer norms and, last, the int8 projections on our own AVX-512 VNNI
 //! kernel (`vnni_matmul`); and, before any of it, the choice of tract's int8 tile (`int8_tile`).
+//! Each self-attention becomes one op before codegen (`attention`).
 //!
 //! Each pass fixes one thing stock tract 0.23.9 does slowly and keeps the logits bit-identical to
 //! the unmodified model (`tests/asr_optimize.rs` checks each pass alone against no pass). Each is
 //! written up as a ready-to-file upstream report in `docs/upstream/` (not filed from here: no
 //! internet on the development machine); drop a pass once tract fixes the cause.
 
+mod attention;
+mod attention_kernel;
 mod broadcast;
 mod dequantize;
 mod dynamic_quantize;
@@ -26,12 +29,15 @@ mod rank_fix;
 mod rms_norm;
 pub mod segments;
 mod split_group_conv;
+#[cfg(target_arch = "x86_64")]
+mod tasks;
 mod vnni_kernel;
 mod vnni_matmul;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::ensure;
 
+pub use attention::{fuse_attentions, FusedAttention};
 pub use broadcast::FastBroadcast;
 pub use dequantize::FastDequantize;
 pub use dynamic_quantize::FastDynamicQuantizeLinearU8;
@@ -80,6 +86,9 @@ pub struct Passes {
     pub wide_int8_tile: bool,
     /// On x86-64 with AVX-512 VNNI, run the int8 projections on our own kernel (`vnni_matmul`).
     pub vnni_matmul: bool,
+    /// Before codegen, on x86-64 with AVX-512F, run each self-attention (both f32 products, the
+    /// scale and the softmax) as one op, a head × 48 frames per task (`attention`).
+    pub fuse_attention: bool,
 }
 
 impl Passes {
@@ -96,6 +105,7 @@ impl Passes {
         split_grouped_conv: true,
         wide_int8_tile: true,
         vnni_matmul: true,
+        fuse_attention: true,
     };
     /// Stock tract: the reference the passes are checked against.
     pub const NONE: Passes = Passes {
@@ -111,6 +121,7 @@ impl Passes {
         split_grouped_conv: false,
         wide_int8_tile: false,
         vnni_matmul: false,
+        fuse_attention: false,
     };
 }
 
@@ -134,6 +145,7 @@ pub struct Applied {
     pub fused_layer_norm: usize,
     pub split_grouped_convs: usize,
     pub vnni_matmul: usize,
+    pub fused_attention: usize,
 }
 
 impl std::ops::AddAssign for Applied {
@@ -151,6 +163,7 @@ impl std::ops::AddAssign for Applied {
             fused_layer_norm,
             split_grouped_convs,
             vnni_matmul,
+            fused_attention,
         } = other;
         self.folded_weight_sums += folded_weight_sums;
         self.folded_rank_fixes += folded_rank_fixes;
@@ -163,6 +176,7 @@ impl std::ops::AddAssign for Applied {
         self.fused_layer_norm += fused_layer_norm;
         self.split_grouped_convs += split_grouped_convs;
         self.vnni_matmul += vnni_matmul;
+        self.fused_attention += fused_attention;
     }
 }
 
@@ -180,6 +194,9 @@ pub fn before_codegen(model: &mut TypedModel, passes: Passes) -> TractResult<App
     let mut applied = Applied::default();
     if passes.split_grouped_conv {
         applied.split_grouped_convs = split_grouped_convs(model)?;
+    }
+    if passes.fuse_attention {
+        applied.fused_attention = fuse_attentions(model)?;
     }
     Ok(applied)
 }

@@ -81,23 +81,9 @@ pub fn multiply(p: &Product, c: &mut [i32]) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Runs `task(0..count)` on the executor tract's own ops use (`multithread_tract_scope`), with
-/// rayon's work stealing: equal tasks, so two threads finish together.
-#[cfg(target_arch = "x86_64")]
-fn run_tasks(count: usize, task: impl Fn(usize) + Sync + Send) {
-    use rayon::prelude::*;
-    use tract_linalg::multithread::{current_tract_executor, Executor};
-    match current_tract_executor() {
-        Executor::MultiThread(pool) if pool.current_num_threads() > 1 && count > 1 => {
-            pool.install(|| (0..count).into_par_iter().for_each(&task))
-        }
-        Executor::RayonGlobal if count > 1 => (0..count).into_par_iter().for_each(&task),
-        _ => (0..count).for_each(task),
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::super::tasks::{run_tasks, SharedOut};
     use super::*;
     use std::arch::x86_64::*;
     use std::ops::Range;
@@ -120,7 +106,7 @@ mod x86 {
         }
         let groups = p.panels().div_ceil(GROUP_PANELS);
         let row_blocks = p.rows.div_ceil(TASK_ROWS);
-        let out = SharedOut(c.as_mut_ptr());
+        let out = SharedOut::new(c);
         run_tasks(groups * row_blocks, |t: usize| {
             let (g, block) = (t / row_blocks, t % row_blocks);
             let rows = block * TASK_ROWS..((block + 1) * TASK_ROWS).min(p.rows);
@@ -128,19 +114,6 @@ mod x86 {
             // outlives them.
             unsafe { group(p, g, rows, out.get()) }
         });
-    }
-
-    /// The output pointer, shared by tasks that write disjoint parts of it.
-    #[derive(Clone, Copy)]
-    struct SharedOut(*mut i32);
-    // SAFETY: see `multiply`: each task writes its own block, and the buffer outlives the tasks.
-    unsafe impl Send for SharedOut {}
-    unsafe impl Sync for SharedOut {}
-    impl SharedOut {
-        // A method, so closures capture the whole `Send` wrapper rather than its raw-pointer field.
-        fn get(self) -> *mut i32 {
-            self.0
-        }
     }
 
     /// One group of up to `GROUP_PANELS` panels over `rows`.
