@@ -77,6 +77,10 @@ const ATTENTION_ONLY: Passes = Passes {
     fuse_attention: true,
     ..Passes::NONE
 };
+const IM2COL_ONLY: Passes = Passes {
+    fast_im2col: true,
+    ..Passes::NONE
+};
 const SPLIT_CONV_ONLY: Passes = Passes {
     split_grouped_conv: true,
     ..Passes::NONE
@@ -211,7 +215,16 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
     }
     // The positional convolution (4 groups of 8 channels in the tiny model) unfolds once per group
     // when split, once in all otherwise; the feature extractor's 7 convolutions once each.
-    let im2cols = engine.op_count("Im2col");
+    let (stock_im2cols, fast_im2cols) = (engine.op_count("Im2col"), engine.op_count("FastIm2col"));
+    // Every one of them is 1-D and int8. With tract's VNNI kernels (PackedI8K4 activations) ours
+    // takes them all; kernels that pack another format (AVX2, ARM64 without dot products) keep
+    // tract's.
+    if !passes.fast_im2col {
+        assert_eq!(fast_im2cols, 0);
+    } else if has_vnni() {
+        assert_eq!(stock_im2cols, 0, "{ops:#?}");
+    }
+    let im2cols = stock_im2cols + fast_im2cols;
     let feature_convs = 7;
     if passes.split_grouped_conv {
         assert_eq!(im2cols, feature_convs + 4, "{ops:#?}");
@@ -259,6 +272,7 @@ fn tiny_int8_logits_are_bit_identical_with_each_pass_and_all() {
         assert_same("split conv", &stock, &tiny_logits(SPLIT_CONV_ONLY, threads));
         assert_same("rank fix", &stock, &tiny_logits(RANK_FIX_ONLY, threads));
         assert_same("attention", &stock, &tiny_logits(ATTENTION_ONLY, threads));
+        assert_same("im2col", &stock, &tiny_logits(IM2COL_ONLY, threads));
         assert_same("all", &stock, &tiny_logits(Passes::ALL, threads));
     }
 }

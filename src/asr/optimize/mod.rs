@@ -6,7 +6,8 @@
 //! fused dequantisation after each int8 matmul, threaded broadcast `Add`/`Sub`, an in-place
 //! inner-axis `RmsNorm`, fused layer norms and, last, the int8 projections on our own AVX-512 VNNI
 //! kernel (`vnni_matmul`); and, before any of it, the choice of tract's int8 tile (`int8_tile`).
-//! Each self-attention becomes one op before codegen (`attention`).
+//! Each self-attention becomes one op before codegen (`attention`); 1-D int8 convolutions unfold
+//! their patches on all threads (`fast_im2col`).
 //!
 //! Each pass fixes one thing stock tract 0.23.9 does slowly and keeps the logits bit-identical to
 //! the unmodified model (`tests/asr_optimize.rs` checks each pass alone against no pass). Each is
@@ -19,6 +20,7 @@ mod broadcast;
 mod dequantize;
 mod dynamic_quantize;
 mod early_fold;
+mod fast_im2col;
 mod fast_pack;
 mod fast_pack_f32;
 mod fold_packs;
@@ -29,7 +31,6 @@ mod rank_fix;
 mod rms_norm;
 pub mod segments;
 mod split_group_conv;
-#[cfg(target_arch = "x86_64")]
 mod tasks;
 mod vnni_kernel;
 mod vnni_matmul;
@@ -42,6 +43,7 @@ pub use broadcast::FastBroadcast;
 pub use dequantize::FastDequantize;
 pub use dynamic_quantize::FastDynamicQuantizeLinearU8;
 pub use early_fold::{codegen, EarlyFolds};
+pub use fast_im2col::FastIm2col;
 pub use fast_pack::FastPackI8K4;
 pub use fast_pack_f32::FastPackF32;
 pub use fold_weight_sums::fold_weight_sums;
@@ -89,6 +91,8 @@ pub struct Passes {
     /// Before codegen, on x86-64 with AVX-512F, run each self-attention (both f32 products, the
     /// scale and the softmax) as one op, a head × 48 frames per task (`attention`).
     pub fuse_attention: bool,
+    /// Unfold 1-D int8 convolutions' patches on all threads, panel by panel (`fast_im2col`).
+    pub fast_im2col: bool,
 }
 
 impl Passes {
@@ -106,6 +110,7 @@ impl Passes {
         wide_int8_tile: true,
         vnni_matmul: true,
         fuse_attention: true,
+        fast_im2col: true,
     };
     /// Stock tract: the reference the passes are checked against.
     pub const NONE: Passes = Passes {
@@ -122,6 +127,7 @@ impl Passes {
         wide_int8_tile: false,
         vnni_matmul: false,
         fuse_attention: false,
+        fast_im2col: false,
     };
 }
 
@@ -146,6 +152,7 @@ pub struct Applied {
     pub split_grouped_convs: usize,
     pub vnni_matmul: usize,
     pub fused_attention: usize,
+    pub fast_im2col: usize,
 }
 
 impl std::ops::AddAssign for Applied {
@@ -164,6 +171,7 @@ impl std::ops::AddAssign for Applied {
             split_grouped_convs,
             vnni_matmul,
             fused_attention,
+            fast_im2col,
         } = other;
         self.folded_weight_sums += folded_weight_sums;
         self.folded_rank_fixes += folded_rank_fixes;
@@ -177,6 +185,7 @@ impl std::ops::AddAssign for Applied {
         self.split_grouped_convs += split_grouped_convs;
         self.vnni_matmul += vnni_matmul;
         self.fused_attention += fused_attention;
+        self.fast_im2col += fast_im2col;
     }
 }
 
@@ -212,6 +221,9 @@ pub fn apply(model: &mut TypedModel, passes: Passes) -> TractResult<Applied> {
     }
     if passes.fast_pack {
         applied.fast_pack = replace_packs(model)?;
+    }
+    if passes.fast_im2col {
+        applied.fast_im2col = fast_im2col::replace_im2cols(model)?;
     }
     if passes.fuse_dequantize {
         applied.fused_dequantize = dequantize::fuse_dequantize(model)?;

@@ -1,4 +1,4 @@
-//! Task fan-out for our own kernels (`vnni_kernel`, `attention_kernel`), on tract's executor.
+//! Task fan-out for our own kernels (`vnni_kernel`, `attention_kernel`, `fast_im2col`), on tract's executor.
 
 /// Runs `task(0..count)` on the executor tract's own ops use (`multithread_tract_scope`), with
 /// rayon's work stealing: equal tasks, so two threads finish together.
