@@ -8,7 +8,7 @@ Each engine runs in its own child process, so peak RSS (the kernel's ru_maxrss o
   run_s    median of --runs timed runs after one warm-up, for the audio given
   RTF      run_s / audio seconds
   load + first run   what a fresh process pays before its first transcript
-  --stock  adds tract without edgescribe's passes over the optimised model (src/asr/optimize)
+  --stock  adds tract without edgescribe's passes over the optimised model (crates/tract-accel)
 The ratios compare edgescribe to onnxruntime measured in the same run on the same machine, which is the
 only comparison that means anything on a shared or thermally throttled machine.
 Needs: numpy, onnxruntime, safetensors (models/requirements.txt) and a release build of edgescribe.

@@ -6,7 +6,7 @@
 Builds mixtures with known truth and scores every VAD on them. Everything is seeded: the same command
 gives the same audio and the same numbers on any machine with the same espeak-ng.
 
-Speech: 48 espeak-ng sentences (12 each of eng, fra, deu, spa from /work/shared/corpus grammars, random
+Speech: 48 espeak-ng sentences (12 each of eng, fra, deu, spa from ../shared/corpus grammars, random
 voice variant, speed and pitch) and the 8 human recordings of alsa-utils (/usr/share/sounds/alsa, not
 Noise.wav), each normalised to an active level of -30 dBFS and placed 1.5-4 s apart (2 s lead-in).
 Conditions: "silence" (dither at -90 dBFS), and white, pink and babble (6 espeak talkers in other
@@ -55,7 +55,8 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 16000
 GRID = 160  # samples per 10 ms truth frame
-CORPUS = Path("/work/shared/corpus")
+# The shared corpus sits beside the repository: <repo>/benches/vad_quality.py -> <repo>/../shared/corpus.
+CORPUS = ROOT.parent / "shared" / "corpus"
 ALSA = Path("/usr/share/sounds/alsa")
 VOICES = {"eng": "en", "fra": "fr", "deu": "de", "spa": "es"}
 VARIANTS = ["", "+f2", "+f3", "+m3", "+m5", "+klatt", "+f4", "+m2"]

@@ -1,4 +1,5 @@
-"""Command-grammar corpus: parse `/work/shared/corpus/<lang>.txt` and expand it into sentences.
+"""Command-grammar corpus: parse `../shared/corpus/<lang>.txt` (relative to the repository root) and
+expand it into sentences.
 
 Format (see the corpus README): `$slot = a | b | c` defines a slot, every other non-comment line is a
 template whose expansion is the cartesian product of its slots' alternatives.
@@ -10,7 +11,8 @@ import zlib
 from pathlib import Path
 
 LANGS = ("eng", "fra", "deu", "spa")
-DEFAULT_CORPUS_DIR = Path("/work/shared/corpus")
+# The shared corpus sits beside the repository: <repo>/models/corpus.py -> <repo>/../shared/corpus.
+DEFAULT_CORPUS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
 _SLOT_DEF = re.compile(r"^\$(\w+)\s*=\s*(.*)$")
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Train a tiny, MMS-architecture (wav2vec2-CTC with per-language adapters) speech recogniser on
-espeak-ng speech of the command grammars in /work/shared/corpus, and export it in the hub layout of
+espeak-ng speech of the command grammars in ../shared/corpus (relative to the repository root;
+`--corpus DIR` overrides it), and export it in the hub layout of
 `facebook/mms-1b-all` (config.json, model.safetensors, adapter.<lang>.safetensors, vocab.json, ...).
 
 Modes (all state lives under --work, default /var/tmp/edgescribe-train):

@@ -1,4 +1,6 @@
-//! The process's memory allocator: jemalloc, and when to give freed memory back to the system.
+//! The binary's memory allocator: jemalloc, and when to give freed memory back to the system. Part of
+//! the binary, not the library, so that tests and other users of the library keep their own; the
+//! library tells it what phase it is in through `edgescribe::memory` ([`JEMALLOC_HOOKS`]).
 //!
 //! Why not glibc's malloc: loading a 1B model allocates ~1 GB of unpacked weights, packs each into a
 //! new buffer and frees the original, on two threads. glibc either keeps the freed middle of its
@@ -33,17 +35,28 @@ pub const LOAD_DECAY_MS: isize = 300;
 /// How long freed pages are kept for reuse between and during runs (see the module doc).
 pub const INFERENCE_DECAY_MS: isize = 10_000;
 
-/// Before loading a model: freed pages kept [`LOAD_DECAY_MS`]. Process-wide, as are the two below;
-/// two loads at once (tests do it) only change how long freed memory lingers, never a result.
-pub fn settle_for_loading() {
-    keep_freed_memory_for(LOAD_DECAY_MS);
-}
+/// The library's phases, mapped to jemalloc's settings.
+pub struct JemallocHooks;
 
-/// After loading a model: the freed unpacked weights go back now, and freed pages are kept
-/// [`INFERENCE_DECAY_MS`] from here on.
-pub fn settle_for_inference() {
-    release_freed_memory();
-    keep_freed_memory_for(INFERENCE_DECAY_MS);
+pub static JEMALLOC_HOOKS: JemallocHooks = JemallocHooks;
+
+impl edgescribe::memory::MemoryHooks for JemallocHooks {
+    /// Before loading a model: freed pages kept [`LOAD_DECAY_MS`]. Process-wide, as are the two
+    /// below; two loads at once only change how long freed memory lingers, never a result.
+    fn loading(&self) {
+        keep_freed_memory_for(LOAD_DECAY_MS);
+    }
+
+    /// After loading a model: the freed unpacked weights go back now, and freed pages are kept
+    /// [`INFERENCE_DECAY_MS`] from here on.
+    fn inference(&self) {
+        release_freed_memory();
+        keep_freed_memory_for(INFERENCE_DECAY_MS);
+    }
+
+    fn release_freed(&self) -> bool {
+        release_freed_memory()
+    }
 }
 
 /// Returns the pages of freed memory jemalloc still holds to the system now, instead of after its
@@ -113,6 +126,37 @@ pub fn keep_freed_memory_for(ms: isize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rss_kb() -> u64 {
+        edgescribe::asr::process_status_kb("VmRSS:").expect("VmRSS in /proc/self/status")
+    }
+
+    /// jemalloc holds freed memory for reuse, and gives it back to the system when asked (after the
+    /// model load, and when the recogniser goes idle). The binary's only other unit tests allocate
+    /// little, so no other test's allocations move the RSS it reads.
+    #[test]
+    fn freed_memory_goes_back_to_the_system_when_asked() {
+        const BLOCKS: usize = 128;
+        // As after a model load: freed pages kept 10 s, so only the release below returns them.
+        // This thread's arena exists (the harness allocated on it), so at least that one takes it.
+        assert!(keep_freed_memory_for(INFERENCE_DECAY_MS) >= 1);
+        let before = rss_kb();
+        // 1 MiB blocks, written so that they are resident: under jemalloc's oversize threshold
+        // (8 MiB), so once freed they stay in its arenas until their decay time, or until released.
+        let blocks: Vec<Vec<u8>> = (0..BLOCKS).map(|i| vec![i as u8 | 1; 1 << 20]).collect();
+        let grown = rss_kb();
+        assert!(
+            grown >= before + 100 * 1024,
+            "RSS {before} → {grown} kB after writing {BLOCKS} MiB"
+        );
+        drop(blocks);
+        assert!(release_freed_memory());
+        let after = rss_kb();
+        assert!(
+            after + 100 * 1024 <= grown,
+            "RSS {grown} kB with the blocks, {after} kB after freeing them and releasing"
+        );
+    }
 
     /// The startup setting is a byte string jemalloc reads before `main`; `LOAD_DECAY_MS` restates it.
     #[test]

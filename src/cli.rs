@@ -1,18 +1,19 @@
 //! Command-line interface: argument parsing and one module per subcommand.
 
-use std::path::PathBuf;
-
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
 mod config_cmds;
 mod devices;
 mod listen;
+mod model_args;
 mod pull_adapters;
 mod run;
 mod transcribe;
 mod vad;
+
+pub use model_args::{ModelArgs, ModelDirArg};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,28 +62,4 @@ impl Cli {
             Command::PrintDefaultConfig => config_cmds::print_default(),
         }
     }
-}
-
-/// Where the model is when `--model` is not given, in order: `$EDGESCRIBE_MODEL`, the system-wide
-/// install (`/usr/share/edgescribe/model`), the model bundled in the source tree.
-pub fn default_model_dir() -> Result<PathBuf> {
-    let candidates: Vec<PathBuf> = std::env::var_os("EDGESCRIBE_MODEL")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([
-            PathBuf::from("/usr/share/edgescribe/model"),
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/bundled"),
-        ])
-        .collect();
-    if let Some(dir) = candidates
-        .iter()
-        .find(|d| d.join("manifest.json").is_file())
-    {
-        return Ok(dir.clone());
-    }
-    let searched: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
-    bail!(
-        "no model found; pass --model DIR (searched {})",
-        searched.join(", ")
-    )
 }

@@ -1,3 +1,11 @@
+//! The `edgescribe` binary: logging, the process's allocator, then the command line (`edgescribe::cli`).
+
+// The one unsafe module outside the accelerator crate: jemalloc's `mallctl` (src/alloc.rs).
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+mod alloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -21,6 +29,7 @@ fn main() -> ExitCode {
         .parse_filters(&log_filter(std::env::var("RUST_LOG").ok()))
         .target(env_logger::Target::Stderr)
         .init();
+    edgescribe::memory::install(&alloc::JEMALLOC_HOOKS);
     let cli = edgescribe::cli::Cli::parse();
     match cli.run() {
         Ok(()) => ExitCode::SUCCESS,

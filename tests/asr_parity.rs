@@ -128,7 +128,7 @@ fn int8_argmax_agrees_with_onnxruntime_on_the_same_int8_file() {
 
 /// On AMD cores with AVX-512 VNNI every int8 matmul left to tract (the convolutions; the projections
 /// run on our own kernel, `VnniMatMul`) runs tract's 16×16 VNNI tile, which measured faster there
-/// (src/asr/optimize/int8_tile.rs); unless the user chose through tract's environment variable. The
+/// (crates/tract-accel/src/optimize/int8_tile.rs); unless the user chose through tract's environment variable. The
 /// agreement with onnxruntime above is then checked with that tile and our kernel.
 #[test]
 fn int8_matmuls_run_the_wide_vnni_tile_on_amd() {
@@ -157,7 +157,7 @@ fn int8_matmuls_run_the_wide_vnni_tile_on_amd() {
     #[cfg(target_arch = "x86_64")]
     let expected = std::env::var_os("TRACT_AVX512_FMA_UNITS").is_none()
         && std::is_x86_feature_detected!("avx512vnni")
-        && edgescribe::asr::optimize::is_amd();
+        && tract_accel::optimize::is_amd();
     #[cfg(not(target_arch = "x86_64"))]
     let expected = false;
     if expected {
@@ -228,7 +228,7 @@ fn every_common_wav_format_is_converted_to_the_same_16k_mono_signal() {
 
 /// Exports past the test sizes keep their weights in a `.data` file beside the graph (the 300M and 1B
 /// benchmarks, and what `models/export.py` writes for them), read by our own loader on several
-/// threads (`asr::onnx_parse`) rather than by tract's parser. Here the tiny int8 model is rewritten
+/// threads (`tract_accel`'s `onnx_parse`) rather than by tract's parser. Here the tiny int8 model is rewritten
 /// that way, the weights at offsets in one file as onnxruntime lays them out, and must give the same
 /// logits bit for bit as with the weights inside the graph.
 #[test]

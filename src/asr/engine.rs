@@ -4,14 +4,13 @@ use std::path::{Path, PathBuf};
 
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::DimLike;
+
+use tract_accel::{Chain, LoadTimings, NodeTimes, Passes, ProfileKey};
 
 use super::adapter::LanguagePack;
-use super::chain::{Chain, NodeTimes, ProfileKey};
 use super::ctc::{greedy_decode, Decoded};
 use super::features::normalize_into;
 use super::manifest::Manifest;
-use super::optimize::{segments, Passes};
 use super::vocab::Vocabularies;
 use super::AsrError;
 
@@ -49,32 +48,6 @@ pub struct Engine {
     load_timings: LoadTimings,
 }
 
-/// Where load time went, in seconds (for `edgescribe bench` and the start-up work).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct LoadTimings {
-    /// ONNX parse, weights read, types and shapes inferred.
-    pub parse_s: f64,
-    /// Cutting the graph into segments (`optimize::segments`).
-    pub split_s: f64,
-    /// How many segments.
-    pub segments: usize,
-    /// Wall time to optimise every segment (in parallel), the four steps below.
-    pub optimise_s: f64,
-    /// tract's `declutter` passes, summed over segments.
-    pub declutter_s: f64,
-    /// tract's codegen passes (kernel selection, weight packing), summed over segments.
-    pub codegen_s: f64,
-    /// Our passes (`super::optimize`), the one before codegen and those after, summed over segments.
-    pub passes_s: f64,
-    /// Execution plans, summed over segments.
-    pub plan_s: f64,
-    /// Whether the segments after the first see the frame count as a symbol of its own
-    /// (`optimize::segments::name_frames`), which keeps their shape arithmetic cheap.
-    pub frames_named: bool,
-    /// How many constant weights their einsum takes without tract's unit axis (`optimize::rank_fix`).
-    pub rank_fixes_folded: usize,
-}
-
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
@@ -95,7 +68,7 @@ impl Engine {
     }
 
     /// [`Engine::load`] with a choice of our passes over tract's optimised model (see
-    /// [`super::optimize`]); `Passes::NONE` is stock tract, the reference they are tested against.
+    /// [`tract_accel::optimize`]); `Passes::NONE` is stock tract, the reference they are tested against.
     pub fn load_with_passes(
         dir: &Path,
         options: &EngineOptions,
@@ -111,10 +84,7 @@ impl Engine {
         let onnx_path = manifest.check_file(dir, &manifest.graph.file)?;
         let vocab_path = manifest.check_file(dir, &manifest.vocab.file)?;
         let vocabs = Vocabularies::load(&vocab_path, &manifest.vocab)?;
-        if passes.wide_int8_tile {
-            super::optimize::prefer_wide_int8_tile();
-        }
-        crate::alloc::settle_for_loading();
+        crate::memory::loading();
         let (chain, load_timings) = build_chain(
             &manifest,
             &onnx_path,
@@ -123,8 +93,8 @@ impl Engine {
             options.threads.max(1),
         )?;
         // The unpacked weights are freed: their pages go back now, so that RSS after the load is the
-        // model; from here on freed activations are kept for the next run (see `crate::alloc`).
-        crate::alloc::settle_for_inference();
+        // model; from here on freed activations are kept for the next run (see `crate::memory`).
+        crate::memory::inference();
         let executor = if options.threads > 1 {
             Executor::multithread_with_name(options.threads, "edgescribe-asr")
         } else {
@@ -279,8 +249,8 @@ impl Engine {
     }
 }
 
-/// Parses the ONNX graph, checks it against the manifest and optimises it once with a symbolic time
-/// axis: one plan serves every utterance length (measured: ~9% faster than re-planning per length).
+/// Parses the ONNX graph, checks it against the manifest and optimises it once for every input
+/// length (`tract_accel::load`).
 fn build_chain(
     manifest: &Manifest,
     onnx_path: &Path,
@@ -288,42 +258,15 @@ fn build_chain(
     passes: Passes,
     threads: usize,
 ) -> Result<(Chain, LoadTimings), AsrError> {
-    let mut timings = LoadTimings::default();
-    let mut clock = std::time::Instant::now();
-    let mut lap = move || {
-        let elapsed = clock.elapsed().as_secs_f64();
-        clock = std::time::Instant::now();
-        log::debug!(
-            "load step {elapsed:.2} s, RSS {:?} kB, peak so far {:?} kB",
-            process_status_kb("VmRSS:"),
-            process_status_kb("VmHWM:")
-        );
-        elapsed
-    };
     let mismatch = |reason: String| AsrError::ManifestMismatch {
         path: manifest_path.to_path_buf(),
         reason,
     };
-    // onnxruntime's quantiser writes value_info that tract 0.23 rejects; the graph's own types suffice.
-    let mut onnx = tract_onnx::onnx().with_ignore_value_info(true);
-    onnx.provider = Arc::new(super::weights_file::PreadResolver::default());
-    let super::onnx_parse::Parsed { mut model, weights } =
-        super::onnx_parse::parse(&onnx, onnx_path, threads).map_err(|e| {
-            AsrError::model_file(onnx_path, format!("not a loadable ONNX graph: {e:#}"))
-        })?;
-    // And with it the resolver's open weights file, if the graph had external data the parallel
-    // read leaves to tract (none in an MMS export).
-    drop(onnx);
-
+    let parsed = tract_accel::parse(onnx_path, threads).map_err(|e| {
+        AsrError::model_file(onnx_path, format!("not a loadable ONNX graph: {e:#}"))
+    })?;
     let graph = &manifest.graph;
-    // The file's inputs; the weights still being read follow them until `weights.finish_typed`.
-    let names: Vec<String> = model
-        .input_outlets()
-        .map_err(AsrError::engine)?
-        .iter()
-        .take(weights.file_inputs())
-        .map(|o| model.node(o.node).name.clone())
-        .collect();
+    let names = parsed.input_names().map_err(AsrError::engine)?;
     let expected: Vec<&str> = std::iter::once(graph.input.as_str())
         .chain(graph.adapter_inputs.iter().map(|a| a.name.as_str()))
         .collect();
@@ -339,69 +282,34 @@ fn build_chain(
             "graph input {got:?} where the manifest expects {want:?}"
         )));
     }
-    let outputs = model.output_outlets().map_err(AsrError::engine)?.to_vec();
-    if outputs.len() != 1 {
+    let outputs = parsed.output_count().map_err(AsrError::engine)?;
+    if outputs != 1 {
         return Err(mismatch(format!(
-            "the graph has {} outputs, expected 1",
-            outputs.len()
+            "the graph has {outputs} outputs, expected 1"
         )));
     }
-
-    let samples = model.symbols.sym("S");
-    model
-        .set_input_fact(0, f32::fact([1.to_dim(), samples.to_dim()]).into())
-        .map_err(AsrError::engine)?;
     for (ix, spec) in graph.adapter_inputs.iter().enumerate() {
-        let declared = model
-            .input_fact(ix + 1)
+        if let Some(declared) = parsed
+            .declared_input_shape(ix + 1)
             .map_err(AsrError::engine)?
-            .shape
-            .as_concrete_finite();
-        if let Ok(Some(declared)) = declared {
-            if declared.as_slice() != spec.shape.as_slice() {
+        {
+            if declared != spec.shape {
                 return Err(mismatch(format!(
                     "input {} is {declared:?} in the graph, {:?} in the manifest",
                     spec.name, spec.shape
                 )));
             }
         }
-        model
-            .set_input_fact(ix + 1, f32::fact(&spec.shape).into())
-            .map_err(AsrError::engine)?;
     }
-    let mut typed = model.into_typed().map_err(AsrError::engine)?;
-    weights
-        .finish_typed(&mut typed)
-        .map_err(|e| AsrError::model_file(onnx_path, format!("reading its weights: {e:#}")))?;
-    timings.parse_s = lap();
-    let segments = if passes.split_layers {
-        let segments = segments::split(&typed, SEGMENT_MIN_NODES).map_err(AsrError::engine)?;
-        // The segments share the constants' tensors: with `typed` gone the weights live only there,
-        // and each is freed as soon as its segment has packed it (measured at 1B: keeping `typed`
-        // to the end made the peak 2.2 GB).
-        drop(typed);
-        segments
-    } else {
-        segments::whole(typed)
-    };
-    timings.split_s = lap();
-    timings.segments = segments.len();
-    let (chain, steps, applied) =
-        Chain::optimise(segments, samples, passes, threads).map_err(AsrError::engine)?;
-    timings.optimise_s = lap();
-    timings.declutter_s = steps.declutter_s;
-    timings.codegen_s = steps.codegen_s;
-    timings.passes_s = steps.passes_s;
-    timings.plan_s = steps.plan_s;
-    timings.frames_named = chain.frames_named();
-    timings.rank_fixes_folded = applied.folded_rank_fixes;
-    log::debug!("our passes after tract's optimiser: {applied:?}");
-    let hidden = chain
-        .output_fact()
-        .map_err(AsrError::engine)?
-        .shape
-        .last()
-        .and_then(|d| d.to_usize().ok());
+    let shapes: Vec<Vec<usize>> = graph
+        .adapter_inputs
+        .iter()
+        .map(|a| a.shape.clone())
+        .collect();
+    let (chain, timings) = parsed
+        .optimise(&shapes, passes, threads, SEGMENT_MIN_NODES)
+        .map_err(|e| AsrError::model_file(onnx_path, format!("loading its graph: {e:#}")))?;
+    let hidden = tract_accel::load::output_width(&chain).map_err(AsrError::engine)?;
     if hidden != Some(manifest.lm_head.hidden_size) {
         return Err(mismatch(format!(
             "the encoder outputs width {hidden:?}, the manifest's head takes {}",
@@ -410,12 +318,4 @@ fn build_chain(
     }
     log::debug!("model loaded: {timings:?}");
     Ok((chain, timings))
-}
-
-/// A line of the process's status in kB (`VmRSS:` now, `VmHWM:` the peak so far), for the load log:
-/// which step makes the peak.
-pub fn process_status_kb(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }

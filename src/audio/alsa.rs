@@ -1,17 +1,17 @@
 //! ALSA capture: format negotiation, the real device behind [`CapturePcm`], and device listing.
 
 use std::ffi::CString;
-use std::sync::atomic::AtomicBool;
 
 use alsa::pcm::{Access, Format, HwParams, PCM};
 use alsa::{Direction, ValueOr};
 
 use super::capture::{
-    self, Backoff, CapturePcm, ChannelMode, PcmFault, PcmFormat, PcmOpener, SampleFormat,
+    self, CapturePcm, ChannelMode, PcmFault, PcmFormat, PcmOpener, ReopenDelays, SampleFormat,
 };
 use super::ring::RingWriter;
 use super::source::{AudioError, AudioSource, SourceStats};
 use super::MODEL_RATE_HZ;
+use crate::retry::Cancel;
 
 /// Capture settings (the `[audio]` table of the configuration).
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ pub struct AlsaConfig {
     pub period_ms: u32,
     /// Periods in the device buffer: how late a read may be before audio is lost (overrun).
     pub buffer_periods: u32,
-    pub backoff: Backoff,
+    pub reopen: ReopenDelays,
 }
 
 impl Default for AlsaConfig {
@@ -33,7 +33,7 @@ impl Default for AlsaConfig {
             channel: ChannelMode::Mix,
             period_ms: 20,
             buffer_periods: 8,
-            backoff: Backoff::default(),
+            reopen: ReopenDelays::default(),
         }
     }
 }
@@ -58,11 +58,11 @@ impl AudioSource for AlsaSource {
     fn run(
         &mut self,
         out: &mut RingWriter,
-        stop: &AtomicBool,
+        stop: &Cancel,
         stats: &SourceStats,
     ) -> Result<(), AudioError> {
-        let (channel, backoff) = (self.opener.config.channel, self.opener.config.backoff);
-        capture::run(&mut self.opener, channel, backoff, out, stop, stats)
+        let (channel, reopen) = (self.opener.config.channel, self.opener.config.reopen);
+        capture::run(&mut self.opener, channel, reopen, out, stop, stats)
     }
 }
 

@@ -2,13 +2,14 @@
 //! with injected errors: open with backoff, read periods, convert to 16 kHz mono, recover from overruns,
 //! wait for an unplugged device to come back.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::resample::Resampler;
 use super::ring::RingWriter;
 use super::source::{AudioError, SourceStats};
 use super::MODEL_RATE_HZ;
+use crate::retry::{Backoff, Cancel};
 
 /// Sample formats we convert ourselves (what USB microphones and codecs offer natively).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,16 +115,16 @@ pub enum ChannelMode {
     Pick(u16),
 }
 
-/// Retry timing for a device that is busy, missing or gone.
+/// Retry timing for a device that is busy, missing or gone (the waits: [`crate::retry::Backoff`]).
 #[derive(Debug, Clone, Copy)]
-pub struct Backoff {
+pub struct ReopenDelays {
     pub initial: Duration,
     pub max: Duration,
 }
 
-impl Default for Backoff {
+impl Default for ReopenDelays {
     fn default() -> Self {
-        Backoff {
+        ReopenDelays {
             initial: Duration::from_millis(200),
             max: Duration::from_secs(10),
         }
@@ -134,16 +135,16 @@ impl Default for Backoff {
 pub fn run<O: PcmOpener>(
     opener: &mut O,
     channel: ChannelMode,
-    backoff: Backoff,
+    delays: ReopenDelays,
     out: &mut RingWriter,
-    stop: &AtomicBool,
+    stop: &Cancel,
     stats: &SourceStats,
 ) -> Result<(), AudioError> {
     let name = opener.name();
-    let mut delay = backoff.initial;
+    let mut backoff = Backoff::new(delays.initial, delays.max);
     let mut last_fault: Option<PcmFault> = None;
     let mut opened_before = false;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_cancelled() {
         let mut pcm = match opener.open() {
             Ok(pcm) => pcm,
             Err(PcmFault::Unusable(reason)) => {
@@ -153,16 +154,16 @@ pub fn run<O: PcmOpener>(
                 })
             }
             Err(fault) => {
+                let delay = backoff.next_delay();
                 // Log a fault when it starts or changes, not on every retry.
                 if last_fault.as_ref() != Some(&fault) {
                     log::warn!(
-                        "capture: {name}: {fault}; retrying every {delay:?} up to {:?}",
-                        backoff.max
+                        "capture: {name}: {fault}; retrying in {delay:?}, backing off up to {:?}",
+                        delays.max
                     );
                     last_fault = Some(fault);
                 }
-                sleep_unless_stopped(jittered(delay), stop);
-                delay = (delay * 2).min(backoff.max);
+                stop.sleep(delay);
                 continue;
             }
         };
@@ -193,7 +194,7 @@ pub fn run<O: PcmOpener>(
         }
         opened_before = true;
         last_fault = None;
-        delay = backoff.initial;
+        backoff.reset();
         stats.live.store(true, Ordering::Relaxed);
         let fault = capture_until_fault(&mut pcm, format, channel, out, stop, stats)?;
         stats.live.store(false, Ordering::Relaxed);
@@ -201,7 +202,7 @@ pub fn run<O: PcmOpener>(
             log::warn!("capture: {name}: {fault}; reopening");
             last_fault = Some(fault);
             drop(pcm);
-            sleep_unless_stopped(jittered(delay), stop);
+            stop.sleep(backoff.next_delay());
         }
     }
     Ok(())
@@ -213,7 +214,7 @@ fn capture_until_fault<P: CapturePcm>(
     format: PcmFormat,
     channel: ChannelMode,
     out: &mut RingWriter,
-    stop: &AtomicBool,
+    stop: &Cancel,
     stats: &SourceStats,
 ) -> Result<Option<PcmFault>, AudioError> {
     let device_err = |reason: String| AudioError::Device {
@@ -228,7 +229,7 @@ fn capture_until_fault<P: CapturePcm>(
     let out_per_period = format.period_frames * MODEL_RATE_HZ as usize / format.rate_hz as usize;
     let mut block = Vec::with_capacity(out_per_period + 4096);
     let mut overruns_logged = false;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_cancelled() {
         match pcm.read(&mut raw) {
             Ok(frames) => {
                 mono.clear();
@@ -275,28 +276,6 @@ fn capture_until_fault<P: CapturePcm>(
         }
     }
     Ok(None)
-}
-
-/// ±25% so that many devices (or daemons) retrying do not stay in lock-step.
-fn jittered(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
-    let factor = 0.75 + (nanos % 1000) as f64 / 2000.0;
-    d.mul_f64(factor)
-}
-
-/// Sleeps in short slices so a stop request is honoured within ~50 ms even during a long backoff.
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
-    let end = std::time::Instant::now() + d;
-    while !stop.load(Ordering::Relaxed) {
-        let now = std::time::Instant::now();
-        if now >= end {
-            return;
-        }
-        std::thread::sleep((end - now).min(Duration::from_millis(50)));
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The capture loop's fault handling, through the PCM boundary with injected errors.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ struct ScriptedOpener {
     opens: VecDeque<Result<Vec<Step>, PcmFault>>,
     attempts: Arc<AtomicUsize>,
     recovers: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
+    stop: Cancel,
 }
 
 impl PcmOpener for ScriptedOpener {
@@ -71,7 +71,7 @@ impl PcmOpener for ScriptedOpener {
             }),
             Some(Err(f)) => Err(f),
             None => {
-                self.stop.store(true, Ordering::Relaxed);
+                self.stop.cancel();
                 Err(PcmFault::Gone)
             }
         }
@@ -91,7 +91,7 @@ struct Outcome {
 }
 
 fn run_script(opens: Vec<Result<Vec<Step>, PcmFault>>) -> Outcome {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Cancel::new();
     let (attempts, recovers) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut opener = ScriptedOpener {
         opens: opens.into(),
@@ -101,14 +101,14 @@ fn run_script(opens: Vec<Result<Vec<Step>, PcmFault>>) -> Outcome {
     };
     let (mut writer, mut reader) = ring(1 << 16);
     let stats = SourceStats::default();
-    let backoff = Backoff {
+    let delays = ReopenDelays {
         initial: Duration::from_millis(1),
         max: Duration::from_millis(4),
     };
     let result = run(
         &mut opener,
         ChannelMode::Mix,
-        backoff,
+        delays,
         &mut writer,
         &stop,
         &stats,
@@ -217,7 +217,7 @@ fn backoff_is_capped_and_waits_between_attempts() {
 #[test]
 fn stereo_is_averaged_or_one_channel_picked() {
     let stereo = |mode: ChannelMode| {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Cancel::new();
         let recovers = Arc::new(AtomicUsize::new(0));
         // 160 stereo frames: left 1000, right 3000.
         let period: Vec<i16> = (0..320)

@@ -1,7 +1,7 @@
 //! A WAV recording as an audio source, so the whole daemon can be run and tested on files.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::resample::Resampler;
@@ -9,6 +9,7 @@ use super::ring::RingWriter;
 use super::source::{AudioError, AudioSource, SourceStats};
 use super::wav;
 use super::MODEL_RATE_HZ;
+use crate::retry::Cancel;
 
 /// Samples per block written to the ring: 20 ms at 16 kHz, the same granularity as a capture period.
 const BLOCK: usize = 320;
@@ -42,7 +43,7 @@ impl AudioSource for WavSource {
     fn run(
         &mut self,
         out: &mut RingWriter,
-        stop: &AtomicBool,
+        stop: &Cancel,
         stats: &SourceStats,
     ) -> Result<(), AudioError> {
         let file_err = |reason: String| AudioError::File {
@@ -68,19 +69,21 @@ impl AudioSource for WavSource {
         stats.live.store(true, Ordering::Relaxed);
         let start = Instant::now();
         for (i, block) in converted.chunks(BLOCK).enumerate() {
-            if stop.load(Ordering::Relaxed) {
+            if stop.is_cancelled() {
                 break;
             }
             if self.realtime {
                 let due = start
                     + Duration::from_micros((i * BLOCK) as u64 * 1_000_000 / MODEL_RATE_HZ as u64);
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
+                    if stop.sleep(wait) {
+                        break;
+                    }
                 }
                 out.push(block);
             } else {
                 while out.free() < block.len() {
-                    if stop.load(Ordering::Relaxed) {
+                    if stop.is_cancelled() {
                         return Ok(());
                     }
                     std::thread::sleep(Duration::from_millis(2));

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::ring::RingWriter;
+use crate::retry::Cancel;
 
 /// Why a source stopped for good. Transient faults (overruns, a busy or unplugged device) are handled
 /// inside the source and only counted; what reaches the caller needs the caller to act.
@@ -40,12 +41,12 @@ pub trait AudioSource: Send + 'static {
     /// For logs: `alsa:default`, `wav:/tmp/x.wav`.
     fn describe(&self) -> String;
 
-    /// Produces samples into `out` until `stop` is set or the input ends. Runs on the capture thread:
+    /// Produces samples into `out` until `stop` is cancelled or the input ends. Runs on the capture thread:
     /// must not wait on anything downstream (the ring drops what does not fit).
     fn run(
         &mut self,
         out: &mut RingWriter,
-        stop: &AtomicBool,
+        stop: &Cancel,
         stats: &SourceStats,
     ) -> Result<(), AudioError>;
 }
@@ -53,7 +54,7 @@ pub trait AudioSource: Send + 'static {
 /// A running capture thread.
 pub struct Capture {
     thread: Option<JoinHandle<Result<(), AudioError>>>,
-    stop: Arc<AtomicBool>,
+    stop: Cancel,
     stats: Arc<SourceStats>,
 }
 
@@ -63,7 +64,7 @@ impl Capture {
         mut source: Box<dyn AudioSource>,
         mut out: RingWriter,
     ) -> std::io::Result<Capture> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Cancel::new();
         let stats = Arc::new(SourceStats::default());
         let (stop2, stats2) = (stop.clone(), stats.clone());
         let thread = std::thread::Builder::new()
@@ -92,7 +93,7 @@ impl Capture {
 
     /// Asks the source to stop (it notices within one period) and waits for the thread.
     pub fn stop(mut self) -> Result<(), AudioError> {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.cancel();
         self.join()
     }
 
@@ -111,7 +112,7 @@ impl Capture {
 
 impl Drop for Capture {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.cancel();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -8,29 +8,21 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::alloc::release_freed_memory;
-use crate::asr::optimize::Passes;
-use crate::asr::{process_status_kb, Engine, EngineOptions, LoadTimings, ProfileKey, Recognizer};
+use super::ModelArgs;
+use crate::asr::{process_status_kb, Engine, LoadTimings, Passes, ProfileKey, Recognizer};
 use crate::audio::{wav, MODEL_RATE_HZ};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Exported model directory.
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Language whose adapter to use (default: the model's default).
-    #[arg(long)]
-    lang: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Audio to transcribe (any WAV; it is resampled to 16 kHz mono).
     #[arg(long)]
     wav: PathBuf,
     /// Timed runs after one untimed warm-up run.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Threads for inference (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// `stock`: tract alone, without edgescribe's segment split and passes (src/asr/optimize).
+    /// `stock`: tract alone, without edgescribe's segment split and passes (crates/tract-accel).
     #[arg(long, value_enum, default_value_t = PassChoice::All)]
     passes: PassChoice,
     /// Also time every node of one run and print seconds per op type to stderr, slowest first.
@@ -68,14 +60,8 @@ pub fn run(args: Args) -> Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let model_dir = match args.model {
-        Some(dir) => dir,
-        None => super::default_model_dir()?,
-    };
-    let mut options = EngineOptions::default();
-    if let Some(threads) = args.threads {
-        options.threads = threads.max(1);
-    }
+    let model_dir = args.model.model_dir()?;
+    let options = args.model.engine_options();
     let samples = wav::read_mono(&args.wav, MODEL_RATE_HZ).context("reading audio")?;
 
     let t0 = Instant::now();
@@ -86,6 +72,7 @@ pub fn run(args: Args) -> Result<()> {
     let engine = Arc::new(Engine::load_with_passes(&model_dir, &options, passes)?);
     let load_timings = engine.load_timings();
     let lang = args
+        .model
         .lang
         .unwrap_or_else(|| engine.manifest().default_language.clone());
     let pack = engine.language(&lang)?;
@@ -98,14 +85,14 @@ pub fn run(args: Args) -> Result<()> {
     let first_run_s = t0.elapsed().as_secs_f64();
     // Between runs, what the daemon's recogniser does when its queue empties (outside the timing,
     // as it is outside an utterance's latency there).
-    release_freed_memory();
+    crate::memory::release_freed();
     let rss_after_first_run_kb = process_status_kb("VmRSS:");
     let mut times = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
         let t0 = Instant::now();
         recognizer.transcribe(&samples)?;
         times.push(t0.elapsed().as_secs_f64());
-        release_freed_memory();
+        crate::memory::release_freed();
     }
     times.sort_by(f64::total_cmp);
     if args.profile || args.profile_nodes {

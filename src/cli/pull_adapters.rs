@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::ModelDirArg;
 use crate::asr::store::{AdapterStore, LanguageStatus, LogObserver, PullObserver, StoreOptions};
 use crate::config::Config;
 
@@ -18,9 +19,8 @@ pub struct Args {
     /// the flags below override them.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Exported model directory (see models/export.py). Default: $EDGESCRIBE_MODEL, then the bundled model.
-    #[arg(long)]
-    model: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelDirArg,
     /// Languages to make available, comma-separated MMS codes (eng,fra,deu).
     #[arg(long, value_delimiter = ',')]
     languages: Vec<String>,
@@ -56,10 +56,7 @@ fn settings(args: &Args) -> Result<Settings> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let model = match args.model.as_ref().or(config.model.dir.as_ref()) {
-        Some(dir) => dir.clone(),
-        None => super::default_model_dir()?,
-    };
+    let model = args.model.resolve(Some(&config.model))?;
     let flags: Vec<String> = args
         .languages
         .iter()

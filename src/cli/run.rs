@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use super::ModelArgs;
 use crate::config::Overrides;
 use crate::pipeline::daemon::{self, RunOptions};
 
@@ -27,12 +28,8 @@ pub struct Args {
     /// Second topic level (overrides mqtt.device_id; default: the host name).
     #[arg(long)]
     device_id: Option<String>,
-    /// Language active at start (MMS code); added to `languages` if the file does not list it.
-    #[arg(long)]
-    lang: Option<String>,
-    /// Exported model directory (overrides model.dir; default: the installed or bundled model).
-    #[arg(long)]
-    model: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Adapter cache directory (overrides adapters.cache_dir).
     #[arg(long)]
     cache: Option<PathBuf>,
@@ -47,8 +44,9 @@ pub fn run(args: Args) -> Result<()> {
         overrides: Overrides {
             mqtt_url: args.mqtt_url,
             device_id: args.device_id,
-            lang: args.lang,
-            model: args.model,
+            lang: args.model.lang,
+            model: args.model.dir.model,
+            threads: args.model.threads,
             cache: args.cache,
             record_dir: args.record_dir,
         },

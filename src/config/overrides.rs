@@ -12,6 +12,8 @@ pub struct Overrides {
     /// `--lang`: active at start; added to `languages` if the file does not list it.
     pub lang: Option<String>,
     pub model: Option<PathBuf>,
+    /// `--threads`: model.threads.
+    pub threads: Option<u16>,
     pub cache: Option<PathBuf>,
     pub record_dir: Option<PathBuf>,
 }
@@ -30,6 +32,9 @@ impl Overrides {
         }
         if let Some(dir) = &self.model {
             config.model.dir = Some(dir.clone());
+        }
+        if let Some(threads) = self.threads {
+            config.model.threads = threads.into();
         }
         if let Some(dir) = &self.cache {
             config.adapters.cache_dir = Some(dir.clone());

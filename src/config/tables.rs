@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::asr::store::{cache, RetryPolicy, DEFAULT_SOURCE};
 use crate::audio::alsa::AlsaConfig;
-use crate::audio::capture::{Backoff, ChannelMode};
+use crate::audio::capture::{ChannelMode, ReopenDelays};
 
 type Check = Result<(), (String, String)>;
 
@@ -42,6 +42,34 @@ impl ModelConfig {
         } else {
             self.threads
         }
+    }
+
+    /// The model directory: `dir` when set (`--model` sets it too), else the first of
+    /// `$EDGESCRIBE_MODEL`, the system-wide install (`/usr/share/edgescribe/model`) and the model
+    /// bundled in the source tree that holds an export (a `manifest.json`).
+    pub fn resolve_dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.dir {
+            return Ok(dir.clone());
+        }
+        let candidates: Vec<PathBuf> = std::env::var_os("EDGESCRIBE_MODEL")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([
+                PathBuf::from("/usr/share/edgescribe/model"),
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/bundled"),
+            ])
+            .collect();
+        if let Some(dir) = candidates
+            .iter()
+            .find(|d| d.join("manifest.json").is_file())
+        {
+            return Ok(dir.clone());
+        }
+        let searched: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
+        anyhow::bail!(
+            "no model found; pass --model DIR or set model.dir (searched {})",
+            searched.join(", ")
+        )
     }
 }
 
@@ -137,8 +165,8 @@ impl Default for AudioConfig {
             channel: alsa.channel,
             period_ms: alsa.period_ms,
             buffer_periods: alsa.buffer_periods,
-            reopen_initial_ms: alsa.backoff.initial.as_millis() as u64,
-            reopen_max_ms: alsa.backoff.max.as_millis() as u64,
+            reopen_initial_ms: alsa.reopen.initial.as_millis() as u64,
+            reopen_max_ms: alsa.reopen.max.as_millis() as u64,
         }
     }
 }
@@ -174,7 +202,7 @@ impl AudioConfig {
             channel: self.channel,
             period_ms: self.period_ms,
             buffer_periods: self.buffer_periods,
-            backoff: Backoff {
+            reopen: ReopenDelays {
                 initial: Duration::from_millis(self.reopen_initial_ms),
                 max: Duration::from_millis(self.reopen_max_ms),
             },

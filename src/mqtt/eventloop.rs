@@ -20,11 +20,11 @@ use rumqttc::{
     TlsConfiguration, Transport,
 };
 
-use super::backoff::Backoff;
 use super::command::{parse_incoming, Incoming as Parsed, ParseContext};
 use super::discovery::discovery_messages;
-use super::handle::{Shared, HERMES_MAX_AGE};
+use super::shared::{Shared, HERMES_MAX_AGE};
 use super::{broker, tls, DeviceInfo, MqttConfig, MqttError};
+use crate::retry::Backoff;
 
 /// Transcripts handed to rumqttc at once; the rest wait in the outbox. Below rumqttc's
 /// `inflight` (100), so rumqttc never stops reading requests because of transcripts.
@@ -108,12 +108,6 @@ pub fn spawn(
         .enable_all()
         .build()
         .map_err(MqttError::Runtime)?;
-    let seed = shared
-        .boot_id
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-        });
     let ctx = Ctx {
         config: config.clone(),
         info,
@@ -126,9 +120,8 @@ pub fn spawn(
         .spawn(move || {
             let mut l = Loop {
                 backoff: Backoff::new(
-                    ctx.config.reconnect_min_ms,
-                    ctx.config.reconnect_max_ms,
-                    seed,
+                    Duration::from_millis(ctx.config.reconnect_min_ms),
+                    Duration::from_millis(ctx.config.reconnect_max_ms),
                 ),
                 ctx,
                 client,
@@ -157,7 +150,7 @@ impl Loop {
         let mut shutdown_deadline: Option<Instant> = None;
         let mut disconnecting = false;
         loop {
-            if shutdown_deadline.is_none() && self.shared.shutdown.load(Ordering::SeqCst) {
+            if shutdown_deadline.is_none() && self.shared.shutdown.is_cancelled() {
                 shutdown_deadline = Some(Instant::now() + self.shutdown_grace());
             }
             if let Some(deadline) = shutdown_deadline {
@@ -199,7 +192,7 @@ impl Loop {
                 // for every new transcript would never let it finish.
                 tokio::select! {
                     ev = self.eventloop.poll() => Some(ev),
-                    _ = self.shared.shutdown_wake.notified() => None,
+                    _ = self.shared.shutdown.cancelled() => None,
                 }
             };
             match event {
@@ -389,10 +382,7 @@ impl Loop {
                 delay.as_millis()
             );
         }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = self.shared.shutdown_wake.notified() => {}
-        }
+        self.shared.shutdown.sleep_async(delay).await;
     }
 
     /// Hands queued work to rumqttc: state, discovery, stats, Hermes, then transcripts.

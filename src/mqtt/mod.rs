@@ -5,16 +5,16 @@
 //!
 //! - Pure protocol logic, unit-tested without sockets: [`topics`], [`payload`], [`command`]
 //!   (the parser everything from the network goes through), [`discovery`], [`outbox`]
-//!   (delivery bookkeeping), [`backoff`].
+//!   (delivery bookkeeping).
 //! - I/O: [`spool`] (disk copy of the outbox), `tls` (rustls with ring), `broker` (embedded
-//!   rumqttd), `eventloop` (the thread owning the rumqttc connection).
+//!   rumqttd), `eventloop` (the thread owning the rumqttc connection), `shared` (what the
+//!   daemon's handle and that thread share).
 //! - What the daemon uses: [`MqttConfig`], [`Mqtt::start`], [`MqttHandle`], [`Command`].
 //!
 //! Delivery guarantee: a transcript is removed from the bounded outbox only when the broker
 //! acknowledges it (QoS 1 PubAck); after any reconnect the unacknowledged ones are sent again,
 //! in order. Subscribers may therefore see duplicates, recognisable by `(boot_id, seq)`.
 
-pub mod backoff;
 mod broker;
 pub mod command;
 mod config;
@@ -24,6 +24,7 @@ mod eventloop;
 mod handle;
 pub mod outbox;
 pub mod payload;
+mod shared;
 pub mod spool;
 mod tls;
 pub mod topics;
@@ -31,8 +32,9 @@ pub mod topics;
 pub use command::Command;
 pub use config::{parse_broker_url, BrokerAddr, ConfigError, MqttConfig, Secret};
 pub use error::MqttError;
-pub use handle::{ConnectionStatus, Mqtt, MqttHandle, COMMAND_QUEUE};
+pub use handle::{Mqtt, MqttHandle, COMMAND_QUEUE};
 pub use payload::{DaemonStats, DeviceState, TranscriptMessage};
+pub use shared::ConnectionStatus;
 pub use topics::Topics;
 
 /// What the node announces about itself (Home Assistant device, `set/language` options).

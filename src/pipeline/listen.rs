@@ -34,6 +34,8 @@ pub struct Listener {
     consumed: Arc<AtomicU64>,
     /// A new VAD configuration for the `vad` thread to switch to between utterances.
     vad_update: Arc<Mutex<Option<VadConfig>>>,
+    /// The configuration last given (in effect, or from the next pause).
+    vad: VadConfig,
 }
 
 impl Listener {
@@ -116,13 +118,20 @@ impl Listener {
             ring_stats,
             consumed,
             vad_update,
+            vad: vad.clone(),
         })
     }
 
     /// Switches the VAD to `config` at the next pause (the utterance in progress is finished with
     /// the old settings). `config` must be valid ([`VadConfig::validate`]).
-    pub fn set_vad(&self, config: VadConfig) {
+    pub fn set_vad(&mut self, config: VadConfig) {
+        self.vad = config.clone();
         *self.vad_update.lock().unwrap_or_else(|p| p.into_inner()) = Some(config);
+    }
+
+    /// The VAD configuration last given: in effect, or from the next pause.
+    pub fn vad(&self) -> &VadConfig {
+        &self.vad
     }
 
     /// Samples captured but not yet taken by the VAD.

@@ -4,7 +4,6 @@
 //! everything and runs the control loop (`edgescribe run`); [`queue`] is the bounded hand-over
 //! between threads.
 
-mod control;
 pub mod daemon;
 mod languages;
 pub mod listen;

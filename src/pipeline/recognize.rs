@@ -120,8 +120,8 @@ pub fn spawn(
                         if queue.is_empty() {
                             // Idle: the run's activations go back to the system now (a 1B run's
                             // ~50 MB), not at the next utterance; skipped while utterances wait,
-                            // where reusing them saves the page faults (see `crate::alloc`).
-                            crate::alloc::release_freed_memory();
+                            // where reusing them saves the page faults (see `crate::memory`).
+                            crate::memory::release_freed();
                         }
                     }
                     None if queue.is_closed_and_empty() => break,

@@ -27,6 +27,7 @@ struct Job {
 }
 
 pub struct Recorder {
+    dir: PathBuf,
     queue: DropOldest<Job>,
     thread: Option<JoinHandle<()>>,
     pub errors: Arc<AtomicU64>,
@@ -56,10 +57,16 @@ impl Recorder {
                 }
             })?;
         Ok(Recorder {
+            dir: dir.to_path_buf(),
             queue,
             thread: Some(thread),
             errors,
         })
+    }
+
+    /// Where the recordings go.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Queues one utterance; returns at once.

@@ -4,11 +4,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use edgescribe::asr::store::{
-    cache, AdapterStore, Availability, Cancel, LanguageStatus, Problem, PullObserver, RetryPolicy,
+    cache, AdapterStore, Availability, LanguageStatus, Problem, PullObserver, RetryPolicy,
     StoreOptions,
 };
 use edgescribe::asr::{AsrError, Engine, EngineOptions};
 use edgescribe::audio::{wav, MODEL_RATE_HZ};
+use edgescribe::retry::Cancel;
 
 use crate::common::{audio, copy_dir, scratch, tiny_model};
 use crate::server::{Fault, Server};
@@ -366,11 +367,12 @@ fn retries_back_off_and_give_up() {
     let (statuses, _) = ensure(&store, &["ita"]);
     assert_eq!(missing(&statuses[0]).0, Problem::Unreachable);
 
-    // Exactly `attempts` requests, each gap at least half the doubling, capped base (equal jitter):
-    // 40, 80, 100, 100 ms → at least 20, 40, 50, 50 ms. A busy loop would make dozens of requests.
+    // Exactly `attempts` requests, each gap at least 3/4 of the doubling, capped base, and never
+    // under the initial delay (`retry::Backoff`): 40, 80, 100, 100 ms → at least 40, 60, 75, 75 ms.
+    // A busy loop would make dozens of requests.
     let times: Vec<Instant> = server.requests().iter().map(|r| r.at).collect();
     assert_eq!(times.len(), 5);
-    for (i, min_ms) in [20u64, 40, 50, 50].into_iter().enumerate() {
+    for (i, min_ms) in [40u64, 60, 75, 75].into_iter().enumerate() {
         let gap = times[i + 1] - times[i];
         assert!(
             gap >= Duration::from_millis(min_ms),

@@ -8,11 +8,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use super::backoff::{jitter, Cancel, RetryPolicy};
 use super::cache::{check, CacheLayout, Check};
+use super::policy::RetryPolicy;
 use super::source::{FetchError, Source};
 use super::status::PullObserver;
 use crate::asr::manifest::AdapterEntry;
+use crate::retry::Cancel;
 
 pub(crate) struct Job<'a> {
     pub lang: &'a str,
@@ -38,6 +39,7 @@ pub(crate) fn fetch(
     observer: &mut dyn PullObserver,
 ) -> Result<(u64, u32), Failed> {
     let mut attempt = 0;
+    let mut backoff = policy.backoff();
     loop {
         if job.cancel.is_cancelled() {
             return Err(Failed {
@@ -57,7 +59,7 @@ pub(crate) fn fetch(
                 attempts: attempt,
             });
         }
-        let delay = policy.delay(attempt, jitter());
+        let delay = backoff.next_delay();
         observer.retrying(job.lang, attempt, delay, &error.to_string());
         if job.cancel.sleep(delay) {
             return Err(Failed {

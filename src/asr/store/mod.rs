@@ -11,27 +11,28 @@
 //!   the returned [`LanguageStatus`]es, load the ready ones with
 //!   [`Engine::language_from`](crate::asr::Engine::language_from), keep running with those;
 //! - on a language asked over MQTT that is in the configured list: `ensure(&[lang])`, then load it;
-//! - on SIGTERM: [`Cancel::cancel`] on the token given in [`StoreOptions::cancel`].
+//! - on SIGTERM: [`Cancel::cancel`](crate::retry::Cancel::cancel) on the token given in [`StoreOptions::cancel`].
 
-mod backoff;
 pub mod cache;
 mod download;
 mod http;
 mod local;
+mod policy;
 mod source;
 mod status;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub use backoff::{Cancel, RetryPolicy};
 pub use cache::CacheLayout;
+pub use policy::RetryPolicy;
 pub use source::DEFAULT_SOURCE;
 pub use status::{Availability, LanguageStatus, LogObserver, Problem, PullObserver};
 
 use super::manifest::Manifest;
 use super::vocab::{closest_codes, Vocabularies};
 use super::{AsrError, Engine, LanguagePack};
+use crate::retry::Cancel;
 use cache::{check, Check};
 use download::{Failed, Job};
 use source::{FetchError, Source};

@@ -2,14 +2,14 @@
 //! load, run one after the other per utterance.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Instant;
 
+use rayon::prelude::*;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{bail, format_err};
 
-use super::optimize::segments::{self, Feed, Segment};
-use super::optimize::{self, Applied, Passes};
+use crate::optimize::segments::{self, Feed, Segment};
+use crate::optimize::{self, Applied, Passes};
 
 /// Seconds per optimisation step, summed over segments (thread-seconds when they ran in parallel).
 #[derive(Debug, Clone, Copy, Default)]
@@ -18,6 +18,21 @@ pub struct StepSeconds {
     pub codegen_s: f64,
     pub passes_s: f64,
     pub plan_s: f64,
+}
+
+impl std::ops::AddAssign for StepSeconds {
+    fn add_assign(&mut self, other: StepSeconds) {
+        let StepSeconds {
+            declutter_s,
+            codegen_s,
+            passes_s,
+            plan_s,
+        } = other;
+        self.declutter_s += declutter_s;
+        self.codegen_s += codegen_s;
+        self.passes_s += passes_s;
+        self.plan_s += plan_s;
+    }
 }
 
 pub struct Chain {
@@ -49,57 +64,34 @@ impl Chain {
             }
             None => log::debug!("frames after the first segment: left as expressions of {samples}"),
         }
-        let count = segments.len();
-        let queue = Mutex::new(segments.into_iter().enumerate());
-        let done: Mutex<Vec<Option<Segment<Arc<TypedSimplePlan>>>>> =
-            Mutex::new((0..count).map(|_| None).collect());
-        let totals = Mutex::new((StepSeconds::default(), Applied::default()));
-        let worker = || -> TractResult<()> {
-            loop {
-                // Holding the lock only to take the next segment.
-                let next = queue.lock().map_err(|_| format_err!("poisoned"))?.next();
-                let Some((ix, segment)) = next else {
-                    return Ok(());
-                };
-                let (plan, steps, applied) = optimise_one(segment.model, passes)?;
-                let mut totals = totals.lock().map_err(|_| format_err!("poisoned"))?;
-                totals.0.declutter_s += steps.declutter_s;
-                totals.0.codegen_s += steps.codegen_s;
-                totals.0.passes_s += steps.passes_s;
-                totals.0.plan_s += steps.plan_s;
-                totals.1 += applied;
-                drop(totals);
-                done.lock().map_err(|_| format_err!("poisoned"))?[ix] = Some(Segment {
-                    model: plan,
-                    feeds: segment.feeds,
-                });
-            }
-        };
-        let threads = threads.clamp(1, count.max(1));
-        std::thread::scope(|scope| -> TractResult<()> {
-            let handles: Vec<_> = (1..threads)
-                .map(|n| {
-                    std::thread::Builder::new()
-                        .name(format!("model-load-{n}"))
-                        .spawn_scoped(scope, worker)
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.clamp(1, segments.len().max(1)))
+            .thread_name(|n| format!("model-load-{n}"))
+            .build()
+            .map_err(|e| format_err!("starting the model-load threads: {e}"))?;
+        // Each segment is moved into its task and its unoptimised graph (with the unpacked weights it
+        // alone holds) dropped as soon as its plan exists; `collect` keeps the chain's order.
+        let optimised: Vec<_> = pool.install(|| {
+            segments
+                .into_par_iter()
+                .map(|segment| {
+                    let (plan, steps, applied) = optimise_one(segment.model, passes)?;
+                    let segment = Segment {
+                        model: plan,
+                        feeds: segment.feeds,
+                    };
+                    Ok((segment, steps, applied))
                 })
-                .collect::<Result<_, _>>()?;
-            let mut result = worker();
-            for handle in handles {
-                let joined = handle
-                    .join()
-                    .map_err(|_| format_err!("a model-load thread panicked"))?;
-                result = result.and(joined);
-            }
-            result
+                .collect::<TractResult<_>>()
         })?;
-        let segments = done
-            .into_inner()
-            .map_err(|_| format_err!("poisoned"))?
-            .into_iter()
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| format_err!("a segment was not optimised"))?;
-        let (steps, applied) = totals.into_inner().map_err(|_| format_err!("poisoned"))?;
+        let mut steps = StepSeconds::default();
+        let mut applied = Applied::default();
+        let mut segments = Vec::with_capacity(optimised.len());
+        for (segment, s, a) in optimised {
+            steps += s;
+            applied += a;
+            segments.push(segment);
+        }
         let chain = Chain {
             segments,
             samples,

@@ -1,17 +1,148 @@
-//! Our passes over tract's int8 model (src/asr/optimize: the split into segments before tract's
-//! optimiser, the two passes after it) change speed, never results: each alone, and all together, give
-//! logits bit-identical to stock tract *on this machine* (the reference is
+//! Our passes over tract's int8 model (`src/optimize`: the split into segments before tract's
+//! optimiser, the passes around its codegen) change speed, never results: each alone, and all
+//! together, give encoder outputs bit-identical to stock tract *on this machine* (the reference is
 //! recomputed here, never stored x86_64 floats, so this holds under QEMU on aarch64 too).
 
-mod common;
+use std::path::{Path, PathBuf};
 
-use std::path::PathBuf;
-
-use common::*;
-use edgescribe::asr::optimize::{self, Passes};
-use edgescribe::asr::{Engine, EngineOptions};
-use edgescribe::audio::{wav, MODEL_RATE_HZ};
+use tract_accel::optimize::{self, Passes};
+use tract_accel::{Chain, LoadTimings};
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
+
+/// The repository's test fixtures (the tiny MMS-architecture export lives beside the daemon's tests).
+fn repo_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn tiny_model_dir() -> PathBuf {
+    repo_fixtures().join("mms-tiny/int8")
+}
+
+/// The tiny export optimised with `passes`, as the recogniser loads it.
+struct Tiny {
+    chain: Chain,
+    /// The recogniser's threads for the matrix products (`Engine` runs the chain the same way).
+    executor: Executor,
+    timings: LoadTimings,
+    /// The adapter inputs' shapes, from the export's manifest.
+    adapter_shapes: Vec<Vec<usize>>,
+}
+
+impl Tiny {
+    fn load(passes: Passes, threads: usize) -> Tiny {
+        let dir = tiny_model_dir();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        let adapter_shapes: Vec<Vec<usize>> = manifest["graph"]["adapter_inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                a["shape"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_u64().unwrap() as usize)
+                    .collect()
+            })
+            .collect();
+        let file = manifest["graph"]["file"].as_str().unwrap();
+        let parsed = tract_accel::parse(&dir.join(file), threads).unwrap();
+        // As the recogniser cuts an MMS encoder (`SEGMENT_MIN_NODES`).
+        let (chain, timings) = parsed
+            .optimise(&adapter_shapes, passes, threads, 64)
+            .unwrap();
+        let executor = if threads > 1 {
+            Executor::multithread(threads)
+        } else {
+            Executor::SingleThread
+        };
+        Tiny {
+            chain,
+            executor,
+            timings,
+            adapter_shapes,
+        }
+    }
+
+    fn op_count(&self, name: &str) -> usize {
+        self.chain.nodes().filter(|n| n.op.name() == name).count()
+    }
+
+    fn ops(&self) -> Vec<(String, String)> {
+        self.chain
+            .nodes()
+            .map(|n| {
+                let info = n.op.info().unwrap_or_default().join("; ");
+                (n.op.name().to_string(), info)
+            })
+            .collect()
+    }
+
+    /// The encoder's output for `samples` with the adapter inputs drawn from `seed` (one "language").
+    fn run(&self, samples: &[f32], seed: u64) -> Vec<u32> {
+        let mut next = xorshift(seed);
+        let mut inputs: TVec<TValue> = tvec![Tensor::from_shape(&[1, samples.len()], samples)
+            .unwrap()
+            .into()];
+        for shape in &self.adapter_shapes {
+            let len: usize = shape.iter().product();
+            let values: Vec<f32> = (0..len).map(|_| (next() - 0.5) * 0.2).collect();
+            inputs.push(Tensor::from_shape(shape, &values).unwrap().into());
+        }
+        let out = multithread_tract_scope(self.executor.clone(), || self.chain.run(inputs, None))
+            .unwrap();
+        bits(
+            out.to_plain_array_view::<f32>()
+                .unwrap()
+                .as_slice()
+                .unwrap(),
+        )
+    }
+}
+
+/// Uniform in [0, 1), deterministic per seed.
+fn xorshift(seed: u64) -> impl FnMut() -> f32 {
+    let mut x = seed | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// Speech-band test signals of lengths whose frame counts take both of tract's softmax paths
+/// (frames % 4 == 0 and not), normalised as the recogniser normalises audio.
+fn test_signals() -> Vec<(String, Vec<f32>)> {
+    [8_000usize, 16_000, 20_800, 33_333]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let mut noise = xorshift(0x5eed + i as u64);
+            let raw: Vec<f32> = (0..n)
+                .map(|t| {
+                    let t = t as f32 / 16_000.0;
+                    (t * 220.0 * (i + 1) as f32 * std::f32::consts::TAU).sin() * 0.3
+                        + (t * 1_375.0 * std::f32::consts::TAU).sin() * 0.1
+                        + (noise() - 0.5) * 0.05
+                })
+                .collect();
+            let mean = raw.iter().sum::<f32>() / n as f32;
+            let var = raw.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+            let scale = 1.0 / (var + 1e-7).sqrt();
+            (
+                format!("{n} samples"),
+                raw.iter().map(|v| (v - mean) * scale).collect(),
+            )
+        })
+        .collect()
+}
 
 const SPLIT_ONLY: Passes = Passes {
     split_layers: true,
@@ -117,11 +248,11 @@ fn bits(values: &[f32]) -> Vec<u32> {
     values.iter().map(|v| v.to_bits()).collect()
 }
 
-/// Every reference WAV in every language through the tiny int8 fixture, with `passes` and `threads`.
+/// Every test signal with four adapter sets ("languages") through the tiny int8 fixture, with
+/// `passes` and `threads`.
 fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
-    let engine =
-        Engine::load_with_passes(&tiny_model("int8"), &EngineOptions { threads }, passes).unwrap();
-    let segments = engine.load_timings().segments;
+    let engine = Tiny::load(passes, threads);
+    let segments = engine.timings.segments;
     if passes.split_layers {
         // Two encoder layers: the residual stream offers cuts between and within them.
         assert!(
@@ -132,10 +263,10 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
         assert_eq!(segments, 1);
     }
     // The later segments' shapes in a frame symbol of their own, only when there are later segments.
-    assert_eq!(engine.load_timings().frames_named, passes.split_layers);
+    assert_eq!(engine.timings.frames_named, passes.split_layers);
     // Every int8 projection's weight (q, k, v, out, the feed-forward pair, in both layers, and the
     // feature projection) reaches its einsum through tract's unit axis, unless folded.
-    let rank_fixes = engine.load_timings().rank_fixes_folded;
+    let rank_fixes = engine.timings.rank_fixes_folded;
     if passes.fold_rank_fixes {
         assert!(rank_fixes >= 13, "{rank_fixes} weights' rank fixes folded");
     } else {
@@ -232,13 +363,12 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
         assert_eq!(im2cols, feature_convs + 1, "{ops:#?}");
     }
     let mut all = Vec::new();
-    for wav_name in REFERENCE_WAVS {
-        let audio = wav::read_mono(&audio(&format!("{wav_name}.wav")), MODEL_RATE_HZ).unwrap();
-        for lang in LANGS {
-            let pack = engine.language(lang).unwrap();
-            let logits = engine.logits(&pack, &audio).unwrap();
-            assert!(logits.frames > 0 && logits.vocab > 0);
-            all.push((format!("{wav_name}/{lang}"), bits(&logits.values)));
+    for (name, samples) in test_signals() {
+        for lang in 0..4u64 {
+            all.push((
+                format!("{name}/adapters {lang}"),
+                engine.run(&samples, lang + 1),
+            ));
         }
     }
     all
@@ -379,15 +509,13 @@ fn count_ops(model: &TypedModel, name: &str) -> usize {
 /// all the int8 ones; on a Cortex-A72 none, and then nothing is replaced).
 #[test]
 fn fast_pack_takes_over_every_i8k4_pack() {
-    let model = tiny_model("int8");
-    let threads = EngineOptions { threads: 1 };
-    let stock = Engine::load_with_passes(&model, &threads, Passes::NONE).unwrap();
+    let stock = Tiny::load(Passes::NONE, 1);
     let eligible = stock
         .ops()
         .iter()
         .filter(|(name, info)| name == "OptMatMulPack" && info.contains("PackedI8K4"))
         .count();
-    let packed = Engine::load_with_passes(&model, &threads, PACK_ONLY).unwrap();
+    let packed = Tiny::load(PACK_ONLY, 1);
     assert_eq!(packed.op_count("FastPackI8K4"), eligible);
     eprintln!("{eligible} PackedI8K4 packs on this CPU");
 }
@@ -502,11 +630,8 @@ fn every_dynamic_quantize_is_replaced_and_the_wide_output_is_unchanged() {
 /// plan to feed it.
 #[test]
 fn threaded_broadcasts_replace_the_ops_they_take() {
-    let load = |passes| {
-        Engine::load_with_passes(&tiny_model("int8"), &EngineOptions { threads: 1 }, passes)
-            .unwrap()
-    };
-    let count = |engine: &Engine| engine.op_count("Add") + engine.op_count("Sub");
+    let load = |passes| Tiny::load(passes, 1);
+    let count = |engine: &Tiny| engine.op_count("Add") + engine.op_count("Sub");
     let stock = load(Passes::NONE);
     let threaded = load(BROADCAST_ONLY);
     let replaced = threaded.op_count("FastBroadcast");

@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn random_activations_match_tract_across_blocks() {
         // Spans several blocks and an uneven tail.
-        let mut next = crate::asr::optimize::test_rng(0x9e37_79b9_7f4a_7c15);
+        let mut next = crate::optimize::test_rng(0x9e37_79b9_7f4a_7c15);
         for len in [
             1,
             7,

@@ -144,7 +144,7 @@ mod tests {
     use tract_onnx::tract_core::ops::nn::DataFormat;
 
     use super::*;
-    use crate::asr::optimize::test_rng;
+    use crate::optimize::test_rng;
 
     const FRAMES: usize = 37;
     const KERNEL_LEN: usize = 5;

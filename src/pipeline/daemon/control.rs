@@ -1,14 +1,13 @@
-//! What the control loop does besides starting and stopping: MQTT commands, adapter pulls,
-//! SIGHUP reloads and the periodic stats.
+//! What the control loop does between start and stop, besides reloads: MQTT commands, adapter
+//! pulls and the periodic stats.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use crate::asr::store::LanguageStatus;
-use crate::mqtt::{Command, DaemonStats, DeviceState, Mqtt};
+use crate::mqtt::{Command, DaemonStats, DeviceState};
 
-use super::daemon::{self, Daemon, Event};
-use super::languages::{self, Loaded};
+use super::super::languages::{self, Loaded};
+use super::{Daemon, Event};
 
 impl Daemon {
     pub(super) fn command(&mut self, cmd: Command) {
@@ -36,7 +35,7 @@ impl Daemon {
     }
 
     /// Starts an `adapter-pull` thread; its result comes back as [`Event::Pulled`].
-    fn pull(&self, langs: Vec<String>, activate: Option<String>) {
+    pub(super) fn pull(&self, langs: Vec<String>, activate: Option<String>) {
         let (engine, store, events) =
             (self.engine.clone(), self.store.clone(), self.events.clone());
         let spawned = std::thread::Builder::new()
@@ -69,7 +68,7 @@ impl Daemon {
                 None => self.statuses.push(status.clone()),
             }
         }
-        let configured = daemon::configured_languages(&self.config, &self.engine);
+        let configured = self.configured_languages(&self.config);
         self.statuses.retain(|s| configured.contains(&s.lang));
         self.shared.with_recognizer(|r| {
             for pack in loaded.packs {
@@ -117,80 +116,6 @@ impl Daemon {
             language,
             listening: self.shared.listening.load(Ordering::Relaxed),
         });
-    }
-
-    /// SIGHUP: read the file again. Languages, `[vad]`, `[mqtt]`, `[adapters]` and `[record]` take
-    /// effect; `[model]` and `[audio]` need a restart (said in the log). A bad file changes nothing.
-    pub(super) fn reload(&mut self) {
-        self.notify.reloading();
-        let new = match self.options.load_config() {
-            Ok(c) => c,
-            Err(e) => {
-                log::error!("reload refused, the running configuration stays: {e:#}");
-                let status = self.status_line();
-                self.notify.ready(&status);
-                return;
-            }
-        };
-        log::info!("reloading the configuration");
-        if new.model != self.config.model {
-            log::warn!("reload: [model] changes need a restart (systemctl restart edgescribe)");
-        }
-        if new.audio != self.config.audio && self.options.input.is_none() {
-            log::warn!("reload: [audio] changes need a restart (systemctl restart edgescribe)");
-        }
-        if new.vad != self.config.vad {
-            self.listener.set_vad(new.vad.clone());
-        }
-        if new.record != self.config.record {
-            let recorder = daemon::start_recorder(&new).unwrap_or_else(|e| {
-                log::error!("reload: {e:#}; recording off");
-                None
-            });
-            *self
-                .shared
-                .recorder
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = recorder;
-        }
-        if new.adapters != self.config.adapters {
-            match daemon::open_store(&new, &self.engine, &self.cancel) {
-                Ok(store) => self.store = Arc::new(store),
-                Err(e) => log::error!("reload: adapters: {e:#}; keeping the previous settings"),
-            }
-        }
-        let old_langs = daemon::configured_languages(&self.config, &self.engine);
-        let langs = daemon::configured_languages(&new, &self.engine);
-        if new.mqtt != self.config.mqtt || langs != old_langs {
-            let active = self.shared.with_recognizer(|r| r.language().to_string());
-            let active = if langs.contains(&active) {
-                active
-            } else {
-                langs[0].clone()
-            };
-            let info = daemon::device_info(&langs, &active, &self.model_name);
-            match Mqtt::start(&new.mqtt, info) {
-                Ok((handle, commands)) => {
-                    daemon::swap_mqtt(&self.shared, handle);
-                    if let Err(e) = daemon::forward_commands(commands, self.events.clone()) {
-                        log::error!("reload: cannot start the MQTT command thread: {e}");
-                    }
-                }
-                Err(e) => {
-                    log::error!("reload: mqtt: {e}; keeping the previous connection");
-                    return self.finish_reload();
-                }
-            }
-        }
-        self.config = new;
-        // Every configured language again: new ones are pulled, missing ones retried.
-        self.pull(langs, None);
-        self.finish_reload();
-    }
-
-    fn finish_reload(&mut self) {
-        let status = self.status_line();
-        self.notify.ready(&status);
     }
 
     pub(super) fn publish_stats(&mut self) {

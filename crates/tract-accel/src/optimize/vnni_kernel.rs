@@ -223,7 +223,7 @@ mod tests {
     }
 
     fn check_shape(m: usize, k: usize, rows: usize, threads: usize) {
-        let mut rng = crate::asr::optimize::test_rng(m as u64 * 31 + k as u64 * 7 + rows as u64);
+        let mut rng = crate::optimize::test_rng(m as u64 * 31 + k as u64 * 7 + rows as u64);
         let x: Vec<u8> = (0..rows * k).map(|_| rng() as u8).collect();
         let w: Vec<i8> = (0..m * k).map(|_| rng() as i8).collect();
         let mut start: Vec<i32> = (0..m).map(|_| rng() as i32 >> 8).collect();

@@ -204,7 +204,7 @@ mod tests {
     /// tract's four ops, each evaluated as tract evaluates it, against the fused pass.
     #[test]
     fn matches_tracts_four_ops_bit_for_bit_on_threads() {
-        let mut next = crate::asr::optimize::test_rng(0x6a09_e667_f3bc_c908);
+        let mut next = crate::optimize::test_rng(0x6a09_e667_f3bc_c908);
         let executor = tract_linalg::multithread::Executor::multithread(2);
         tract_linalg::multithread::multithread_tract_scope(executor, || {
             for shape in [[1usize, 249, 1280], [2, 3, 37], [1, 5000, 4]] {

@@ -347,7 +347,7 @@ mod tests {
     #[test]
     fn repacks_eight_row_panels_into_sixteen() {
         let (m, k, r) = (21usize, 12usize, 8usize);
-        let mut rng = crate::asr::optimize::test_rng(5);
+        let mut rng = crate::optimize::test_rng(5);
         let w: Vec<u8> = (0..m * k).map(|_| rng() as u8).collect();
         let pack = |r: usize| {
             let mut out = vec![0u8; m.div_ceil(r) * k * r];

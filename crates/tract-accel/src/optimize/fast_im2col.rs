@@ -336,7 +336,7 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<FastI
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::asr::optimize::test_rng;
+    use crate::optimize::test_rng;
     use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PoolSpec};
 
     /// An int8 convolution as tract holds an ONNX `ConvInteger` (u8 x, i8 kernel, i32 out).

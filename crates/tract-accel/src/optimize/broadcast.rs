@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn matches_elementwise_add_and_sub_for_every_broadcast_shape_on_threads() {
-        let mut next = crate::asr::optimize::test_rng(0x9e37_79b9_7f4a_7c15);
+        let mut next = crate::optimize::test_rng(0x9e37_79b9_7f4a_7c15);
         let mut value = move || ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 1e3;
         let out = [1usize, 37, 1031];
         let cases: [&[usize]; 6] = [

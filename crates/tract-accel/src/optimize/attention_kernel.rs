@@ -448,7 +448,7 @@ mod tests {
     }
 
     fn random(len: usize, seed: u64) -> Vec<f32> {
-        let mut rng = crate::asr::optimize::test_rng(seed);
+        let mut rng = crate::optimize::test_rng(seed);
         (0..len)
             .map(|_| (rng() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0)
             .collect()

@@ -229,7 +229,7 @@ mod tests {
     /// byte for byte: attention's layout and others, whole and partial panels, 1 and 2 threads.
     #[test]
     fn packs_byte_identical_to_tract() {
-        let mut next = crate::asr::optimize::test_rng(0x2545_f491_4f6c_dd1d);
+        let mut next = crate::optimize::test_rng(0x2545_f491_4f6c_dd1d);
         // (shape, k axis, mn axis)
         let cases: [(&[usize], usize, usize); 6] = [
             (&[37, 5, 80], 0, 2), // attention's V: [T, heads, 80], mn contiguous

@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn matches_tracts_rms_norm_bit_for_bit_on_threads() {
-        let mut next = crate::asr::optimize::test_rng(0x5851_f42d_4c95_7f2d);
+        let mut next = crate::optimize::test_rng(0x5851_f42d_4c95_7f2d);
         let executor = tract_linalg::multithread::Executor::multithread(2);
         tract_linalg::multithread::multithread_tract_scope(executor, || {
             for shape in [[1usize, 37, 1031], [3, 5, 40_000], [2, 512, 7]] {

@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn matches_cast_mul_add_value_by_value_on_threads() {
-        let mut next = crate::asr::optimize::test_rng(0x2545_f491_4f6c_dd1d);
+        let mut next = crate::optimize::test_rng(0x2545_f491_4f6c_dd1d);
         let acc: Vec<i32> = (0..100_003)
             .map(|i| match i % 5 {
                 // Past 2^24 the cast itself rounds.

@@ -272,7 +272,7 @@ fn matching(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::asr::optimize::test_rng;
+    use crate::optimize::test_rng;
 
     const HEADS: usize = 3;
 

@@ -1,0 +1,137 @@
+//! Stopping: on a signal (drain what is in flight, bounded by `drain_timeout_s`), or once an
+//! `--input` recording is transcribed and delivered.
+
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::mqtt::MqttHandle;
+use crate::service::Signal;
+
+use super::super::recognize::AsrShared;
+use super::{Daemon, Event};
+
+/// How long a `--input` run waits for the broker to acknowledge its transcripts.
+const INPUT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// MQTT gets at least this long to deliver and say `offline` when stopping.
+const MQTT_STOP_MIN: Duration = Duration::from_secs(3);
+/// How long a connection replaced by a reload may take to hand over.
+const MQTT_SWAP_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Daemon {
+    /// SIGTERM/SIGINT: stop capture, let the VAD close the utterance in progress, recognise and
+    /// deliver what is queued (bounded by `drain_timeout_s`), say `offline`, exit 0.
+    pub(super) fn stop(&mut self, rx: &Receiver<Event>) -> Result<()> {
+        self.notify.stopping();
+        log::info!("stopping: finishing the utterances in flight");
+        let deadline = Instant::now() + Duration::from_secs(self.config.recognizer.drain_timeout_s);
+        if let Err(e) = self.listener.stop() {
+            log::warn!("capture ended with an error: {e}");
+        }
+        if !self.wait_asr(rx, deadline) {
+            log::warn!(
+                "recogniser still busy after {} s (recognizer.drain_timeout_s): queued utterances dropped",
+                self.config.recognizer.drain_timeout_s
+            );
+        }
+        self.close_recorder();
+        self.stop_mqtt(deadline);
+        Ok(())
+    }
+
+    /// Writes the recordings still queued (`--record-dir`) and stops the recorder's thread. Without
+    /// this the recorder went with the last `Arc` of the shared state, possibly the recogniser
+    /// thread's, which the process does not wait for: the last recordings could be lost at exit.
+    fn close_recorder(&self) {
+        let recorder = self
+            .shared
+            .recorder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(recorder);
+    }
+
+    /// `--input` ran out: everything is recognised; exit once the broker has it all.
+    pub(super) fn input_done(&mut self, rx: &Receiver<Event>) -> Result<()> {
+        let capture = self.listener.wait();
+        // The recogniser has finished (it sent AsrDone after its last utterance).
+        self.close_recorder();
+        let mqtt = self.shared.mqtt();
+        let deadline = Instant::now() + INPUT_DELIVERY_TIMEOUT;
+        let delivered = loop {
+            if mqtt.wait_delivered(Duration::from_millis(200)) {
+                break true;
+            }
+            if Instant::now() >= deadline {
+                break false;
+            }
+            if let Ok(Event::Signal(Signal::Stop)) = rx.try_recv() {
+                break false;
+            }
+        };
+        self.notify.stopping();
+        let left = mqtt.undelivered();
+        let status = mqtt.connection();
+        self.stop_mqtt(Instant::now());
+        capture.context("reading the input")?;
+        if !delivered {
+            bail!(
+                "{left} transcript(s) not acknowledged by the broker{}",
+                status
+                    .last_error
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
+            );
+        }
+        log::info!(
+            "input done: {} transcript(s) delivered",
+            self.shared
+                .counters
+                .utterances
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
+        Ok(())
+    }
+
+    /// Waits for the `asr` thread to finish the queue; a second stop signal cuts it short.
+    fn wait_asr(&self, rx: &Receiver<Event>, deadline: Instant) -> bool {
+        while !self.asr.is_finished() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match rx.recv_timeout(left) {
+                Ok(Event::AsrDone) => return true,
+                Ok(Event::Signal(Signal::Stop)) => {
+                    log::warn!("second stop signal: not waiting for the recogniser");
+                    return false;
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    fn stop_mqtt(&self, deadline: Instant) {
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .max(MQTT_STOP_MIN);
+        if self.shared.mqtt().shutdown(wait) {
+            log::info!("every transcript delivered; offline");
+        }
+    }
+}
+
+/// Replaces the MQTT connection (after a reload changed its settings or the languages).
+pub(super) fn swap_mqtt(shared: &AsrShared, new: MqttHandle) {
+    let old = std::mem::replace(
+        &mut *shared.mqtt.write().unwrap_or_else(|p| p.into_inner()),
+        Arc::new(new),
+    );
+    if !old.shutdown(MQTT_SWAP_TIMEOUT) {
+        log::warn!("previous MQTT connection closed with transcripts undelivered");
+    }
+}
