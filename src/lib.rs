@@ -16,6 +16,7 @@ pub mod config;
 pub mod memory;
 pub mod mqtt;
 pub mod pipeline;
+pub mod redact;
 pub mod retry;
 pub mod service;
 pub mod vad;

@@ -44,7 +44,10 @@ impl Backoff {
             .min(self.max);
         self.failures = self.failures.saturating_add(1);
         let jitter = 0.75 + 0.5 * self.next_unit();
-        base.mul_f64(jitter).clamp(self.initial, self.max)
+        // Out of `Duration`'s range only for absurd bounds: then the cap.
+        Duration::try_from_secs_f64(base.as_secs_f64() * jitter)
+            .unwrap_or(self.max)
+            .clamp(self.initial, self.max)
     }
 
     /// An attempt succeeded: start from `initial` again next time.

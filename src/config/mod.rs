@@ -7,6 +7,7 @@
 
 mod locate;
 mod overrides;
+mod range;
 mod tables;
 
 use std::path::{Path, PathBuf};
@@ -17,10 +18,14 @@ use crate::mqtt::MqttConfig;
 use crate::vad::VadConfig;
 
 pub use overrides::Overrides;
+pub use range::{within, MAX_LEVEL_BYTES, MAX_PREFIX_BYTES};
 pub use tables::{AdaptersConfig, AudioConfig, ModelConfig, RecognizerConfig, RecordConfig};
 
 /// The documented example configuration, every option shown with its default.
 pub const EXAMPLE: &str = include_str!("../../systemd/edgescribe.toml");
+
+/// The most languages a node may list: MMS has 1162, and each listed language is an adapter to keep.
+pub const MAX_LANGUAGES: usize = 2000;
 
 /// Where the service looks when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/edgescribe/edgescribe.toml";
@@ -97,7 +102,14 @@ impl Config {
 
     /// Checks what the types cannot: ranges, combinations, codes. The key is returned dotted.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        for (i, lang) in self.languages.iter().enumerate() {
+        within(self.languages.len(), 0..=MAX_LANGUAGES).map_err(|r| {
+            (
+                "languages".to_string(),
+                format!("lists {} codes: {r}", self.languages.len()),
+            )
+        })?;
+        let mut seen = std::collections::HashSet::with_capacity(self.languages.len());
+        for lang in &self.languages {
             let ok = (2..=12).contains(&lang.len())
                 && lang
                     .chars()
@@ -108,7 +120,7 @@ impl Config {
                     format!("{lang:?} is not an MMS language code (lower-case ISO 639-3 such as \"eng\")"),
                 ));
             }
-            if self.languages[..i].contains(lang) {
+            if !seen.insert(lang) {
                 return Err(("languages".into(), format!("{lang:?} is listed twice")));
             }
         }

@@ -11,6 +11,15 @@ use crate::audio::capture::{ChannelMode, ReopenDelays};
 
 type Check = Result<(), (String, String)>;
 
+/// [`within`](super::within), naming `key`.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Check {
+    super::within(value, range).map_err(|reason| (key.to_string(), reason))
+}
+
 fn bad(key: &str, reason: impl Into<String>) -> Check {
     Err((key.to_string(), reason.into()))
 }
@@ -105,19 +114,15 @@ impl Default for AdaptersConfig {
 
 impl AdaptersConfig {
     pub(super) fn validate(&self) -> Check {
-        if self.attempts == 0 {
-            return bad("attempts", "must be at least 1");
-        }
-        if self.retry_initial_ms == 0 {
-            return bad(
-                "retry_initial_ms",
-                "must be > 0: retrying at once hammers the source",
-            );
-        }
-        if self.retry_max_ms < self.retry_initial_ms {
-            return bad("retry_max_ms", "must be >= retry_initial_ms");
-        }
-        Ok(())
+        in_range("attempts", self.attempts, 1..=100)?;
+        // Above 0: retrying at once hammers the source. Up to an hour / a day: beyond, a missing
+        // language would in effect never be retried.
+        in_range("retry_initial_ms", self.retry_initial_ms, 1..=3_600_000)?;
+        in_range(
+            "retry_max_ms",
+            self.retry_max_ms,
+            self.retry_initial_ms..=86_400_000,
+        )
     }
 
     pub fn retry(&self) -> RetryPolicy {
@@ -187,13 +192,13 @@ impl AudioConfig {
         if !(2..=64).contains(&self.buffer_periods) {
             return bad("buffer_periods", "must be between 2 and 64");
         }
-        if self.reopen_initial_ms == 0 {
-            return bad("reopen_initial_ms", "must be > 0");
-        }
-        if self.reopen_max_ms < self.reopen_initial_ms {
-            return bad("reopen_max_ms", "must be >= reopen_initial_ms");
-        }
-        Ok(())
+        in_range("reopen_initial_ms", self.reopen_initial_ms, 1..=60_000)?;
+        // A microphone back after an hour at most: a longer wait only delays capture.
+        in_range(
+            "reopen_max_ms",
+            self.reopen_max_ms,
+            self.reopen_initial_ms..=3_600_000,
+        )
     }
 
     pub fn alsa(&self) -> AlsaConfig {
@@ -264,9 +269,7 @@ impl Default for RecordConfig {
 
 impl RecordConfig {
     pub(super) fn validate(&self) -> Check {
-        if self.max_mb == 0 {
-            return bad("max_mb", "must be at least 1");
-        }
-        Ok(())
+        // 1 TB at most: bytes = max_mb × 10^6 must not overflow, and no board has more disk.
+        in_range("max_mb", self.max_mb, 1..=1_000_000)
     }
 }

@@ -158,3 +158,88 @@ fn channel_is_mix_or_a_number() {
     let c = Config::parse("[audio]\nchannel = \"mix\"\n").unwrap();
     assert_eq!(c.audio.channel, crate::audio::capture::ChannelMode::Mix);
 }
+
+/// Every number in the example states its range (`#key = value  # LO to HI`), and the code holds
+/// to it: a value past a literal bound is refused with an error naming the key and the bound.
+#[test]
+fn every_number_has_a_documented_range_the_code_enforces() {
+    let mut checked = 0;
+    for line in option_lines(EXAMPLE) {
+        let text = EXAMPLE.lines().nth(line).unwrap();
+        let (option, range) = text[1..].split_once("  # ").unwrap_or((&text[1..], ""));
+        let (key, value) = option.split_once(" = ").unwrap();
+        if value.parse::<f64>().is_err() {
+            continue;
+        }
+        let (lo, hi) = range
+            .split_once(" to ")
+            .unwrap_or_else(|| panic!("{key}: a number without `# LO to HI`"));
+        let section = EXAMPLE
+            .lines()
+            .take(line)
+            .filter_map(|l| l.strip_prefix('[').and_then(|l| l.strip_suffix(']')))
+            .last()
+            .unwrap();
+        let float = value.contains('.');
+        let refused = |bad: f64, bound: &str| {
+            let bad = if float {
+                format!("{bad:.1}")
+            } else {
+                format!("{bad}")
+            };
+            let e = Config::parse(&format!("[{section}]\n{key} = {bad}\n"))
+                .expect_err(&format!("{section}.{key} = {bad} accepted"));
+            assert_eq!(e.key.as_deref(), Some(&*format!("{section}.{key}")), "{e}");
+            assert!(e.reason.contains(bound), "{section}.{key} = {bad}: {e}");
+        };
+        if let Ok(hi_value) = hi.parse::<f64>() {
+            refused(hi_value + 1.0, hi);
+            checked += 1;
+        }
+        if let Ok(lo_value) = lo.parse::<f64>() {
+            // Below 0 an unsigned key fails to parse at all (still naming the key).
+            if float || lo_value > 0.0 {
+                refused(lo_value - 1.0, lo);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} bounds checked");
+}
+
+/// Found by trying: these passed `check-config` and then panicked or wrapped in `run`.
+#[test]
+fn huge_numbers_are_refused_up_front() {
+    for (section, key) in [
+        ("mqtt", "stats_interval_s"),
+        ("mqtt", "reconnect_max_ms"),
+        ("record", "max_mb"),
+        ("adapters", "retry_max_ms"),
+        ("audio", "reopen_max_ms"),
+    ] {
+        let e = Config::parse(&format!("[{section}]\n{key} = 9223372036854775807\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(&*format!("{section}.{key}")), "{e}");
+    }
+    let long = "x".repeat(70_000);
+    for key in ["prefix", "device_id", "ha_discovery_prefix"] {
+        let e = Config::parse(&format!("[mqtt]\n{key} = \"{long}\"\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(&*format!("mqtt.{key}")), "{e}");
+        assert!(!e.reason.contains(&long[..100]), "the value is echoed: {e}");
+    }
+}
+
+#[test]
+fn long_language_lists_are_checked_in_linear_time_and_bounded() {
+    let codes: Vec<String> = (0..2000).map(|i| format!("\"l{i:04}\"")).collect();
+    let t0 = std::time::Instant::now();
+    Config::parse(&format!("languages = [{}]\n", codes.join(", "))).unwrap();
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t0.elapsed()
+    );
+    let codes: Vec<String> = (0..2001).map(|i| format!("\"l{i:04}\"")).collect();
+    let e = Config::parse(&format!("languages = [{}]\n", codes.join(", "))).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("languages"), "{e}");
+    assert!(e.reason.contains("2000"), "{e}");
+}

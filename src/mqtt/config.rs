@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::topics;
+use crate::config::{within, MAX_LEVEL_BYTES, MAX_PREFIX_BYTES};
+use crate::redact::redact_url;
 
 /// How the node reaches MQTT. Every key is optional; units are in the names.
 ///
@@ -47,7 +49,8 @@ pub struct MqttConfig {
     /// transcripts with word timings.
     pub max_packet_bytes: usize,
     /// First wait before reconnecting; doubles per failed attempt up to `reconnect_max_ms`,
-    /// with ±25 % jitter so a fleet does not reconnect in lockstep after a broker restart.
+    /// with ±25 % jitter (kept within the two bounds) so a fleet does not reconnect in lockstep
+    /// after a broker restart.
     pub reconnect_min_ms: u64,
     pub reconnect_max_ms: u64,
     /// Announce the node to Home Assistant (MQTT discovery).
@@ -104,6 +107,17 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// Topic parts longer than `max` bytes are refused before anything is built from them.
+fn check_len(key: &'static str, value: &str, max: usize) -> Result<(), ConfigError> {
+    if value.len() > max {
+        return Err(err(
+            key,
+            format!("is {} bytes long: must be at most {max}", value.len()),
+        ));
+    }
+    Ok(())
+}
+
 fn err(key: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         key,
@@ -132,13 +146,15 @@ impl fmt::Display for BrokerAddr {
 
 /// Parses `mqtt://host[:port]` / `mqtts://host[:port]`; IPv6 hosts in brackets.
 pub fn parse_broker_url(url: &str) -> Result<BrokerAddr, String> {
+    // Errors quote the URL: never with the credentials a mistyped one may hold.
+    let shown = redact_url(url);
     let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
         (true, rest)
     } else if let Some(rest) = url.strip_prefix("mqtt://") {
         (false, rest)
     } else {
         return Err(format!(
-            "{url:?}: expected mqtt://host[:port] or mqtts://host[:port]"
+            "{shown:?}: expected mqtt://host[:port] or mqtts://host[:port]"
         ));
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -147,20 +163,20 @@ pub fn parse_broker_url(url: &str) -> Result<BrokerAddr, String> {
         return Err("credentials in the URL are not accepted; use username and password_file or password_env".into());
     }
     if rest.contains('/') || rest.contains('?') {
-        return Err(format!("{url:?}: a broker URL has no path or query"));
+        return Err(format!("{shown:?}: a broker URL has no path or query"));
     }
     let default_port = if tls { 8883 } else { 1883 };
     let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
         let (host, after) = v6
             .split_once(']')
-            .ok_or_else(|| format!("{url:?}: unclosed '[' in IPv6 address"))?;
+            .ok_or_else(|| format!("{shown:?}: unclosed '[' in IPv6 address"))?;
         match after {
             "" => (host, None),
             p => (
                 host,
                 Some(
                     p.strip_prefix(':')
-                        .ok_or_else(|| format!("{url:?}: expected ':port' after ']'"))?,
+                        .ok_or_else(|| format!("{shown:?}: expected ':port' after ']'"))?,
                 ),
             ),
         }
@@ -171,7 +187,7 @@ pub fn parse_broker_url(url: &str) -> Result<BrokerAddr, String> {
         }
     };
     if host.is_empty() {
-        return Err(format!("{url:?}: no host"));
+        return Err(format!("{shown:?}: no host"));
     }
     let port = match port {
         None => default_port,
@@ -179,7 +195,7 @@ pub fn parse_broker_url(url: &str) -> Result<BrokerAddr, String> {
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| format!("{url:?}: port {p:?} is not a number in 1..=65535"))?,
+            .ok_or_else(|| format!("{shown:?}: port {p:?} is not a number in 1..=65535"))?,
     };
     Ok(BrokerAddr {
         host: host.to_string(),
@@ -201,8 +217,10 @@ impl MqttConfig {
                 "needs a fixed port: subscribers must know where to connect",
             ));
         }
+        check_len("prefix", &self.prefix, MAX_PREFIX_BYTES)?;
         topics::check_prefix(&self.prefix).map_err(|r| err("prefix", r))?;
         if let Some(id) = &self.device_id {
+            check_len("device_id", id, MAX_LEVEL_BYTES)?;
             topics::check_level(id).map_err(|r| err("device_id", r))?;
         }
         if let Some(id) = &self.client_id {
@@ -210,6 +228,11 @@ impl MqttConfig {
                 return Err(err("client_id", "must be 1 to 65535 bytes"));
             }
         }
+        check_len(
+            "ha_discovery_prefix",
+            &self.ha_discovery_prefix,
+            MAX_PREFIX_BYTES,
+        )?;
         topics::check_prefix(&self.ha_discovery_prefix)
             .map_err(|r| err("ha_discovery_prefix", r))?;
         if !(5..=3600).contains(&self.keep_alive_s) {
@@ -222,25 +245,14 @@ impl MqttConfig {
                 "must be between 4096 and 268435456 (MQTT's limit)",
             ));
         }
-        if self.reconnect_min_ms == 0 {
-            return Err(err(
-                "reconnect_min_ms",
-                "must be > 0: retrying at once is a busy loop against a broker that is down",
-            ));
-        }
-        if self.reconnect_max_ms < self.reconnect_min_ms {
-            return Err(err(
-                "reconnect_max_ms",
-                format!("must be >= reconnect_min_ms ({})", self.reconnect_min_ms),
-            ));
-        }
-        if self.outbox_capacity == 0 {
-            return Err(err("outbox_capacity", "must be at least 1"));
-        }
-        if self.stats_interval_s == 0 {
-            return Err(err("stats_interval_s", "must be at least 1"));
-        }
+        // Above 0: retrying at once is a busy loop against a broker that is down.
+        within(self.reconnect_min_ms, 1..=60_000).map_err(|r| err("reconnect_min_ms", r))?;
+        within(self.reconnect_max_ms, self.reconnect_min_ms..=3_600_000)
+            .map_err(|r| err("reconnect_max_ms", r))?;
+        within(self.outbox_capacity, 1..=1_000_000).map_err(|r| err("outbox_capacity", r))?;
+        within(self.stats_interval_s, 1..=86_400).map_err(|r| err("stats_interval_s", r))?;
         if self.hermes {
+            check_len("site_id", &self.site_id, MAX_LEVEL_BYTES)?;
             topics::check_level(&self.site_id).map_err(|r| err("site_id", r))?;
         }
         let tls = broker.as_ref().is_some_and(|b| b.tls);
@@ -345,8 +357,14 @@ impl MqttConfig {
             return Ok(Some(Secret(pw.to_string())));
         }
         if let Some(var) = &self.password_env {
-            let pw = std::env::var(var)
-                .map_err(|e| err("password_env", format!("environment variable {var}: {e}")))?;
+            // Not `VarError`'s text: for a value that is not UTF-8 it quotes the value.
+            let pw = std::env::var(var).map_err(|e| {
+                let why = match e {
+                    std::env::VarError::NotPresent => "is not set",
+                    std::env::VarError::NotUnicode(_) => "is not valid UTF-8",
+                };
+                err("password_env", format!("environment variable {var} {why}"))
+            })?;
             return Ok(Some(Secret(pw)));
         }
         Ok(None)
@@ -401,6 +419,16 @@ mod tests {
     #[test]
     fn broker_urls() {
         let p = |u: &str| parse_broker_url(u);
+        // A mistyped scheme with credentials: the error quotes the URL, never the password.
+        for url in [
+            "tcp://u:SECRET@host",
+            "mqtt//u:SECRET@host",
+            "u:SECRET@host:1883",
+        ] {
+            let e = p(url).unwrap_err();
+            assert!(!e.contains("SECRET"), "{e}");
+            assert!(e.contains("***@host"), "{e}");
+        }
         assert_eq!(
             p("mqtt://broker.lan").unwrap(),
             BrokerAddr {

@@ -5,7 +5,8 @@ use std::time::Duration;
 use ureq::http::StatusCode;
 use ureq::Agent;
 
-use super::source::{redact, Download, FetchError, Source};
+use super::source::{Download, FetchError, Source};
+use crate::redact::redact_url as redact;
 
 #[derive(Debug)]
 pub(crate) struct HttpSource {

@@ -93,7 +93,7 @@ pub(crate) fn parse(template: &str) -> Result<Box<dyn Source>, String> {
     } else if template.contains("://") {
         return Err(format!(
             "{}: unsupported scheme (use https://, http://, file:// or a directory)",
-            redact(template)
+            crate::redact::redact_url(template)
         ));
     } else {
         template.to_string()
@@ -101,41 +101,9 @@ pub(crate) fn parse(template: &str) -> Result<Box<dyn Source>, String> {
     Ok(Box::new(DirSource::new(PathBuf::from(with_file(&path)))))
 }
 
-/// A URL without user info and query string, which may hold credentials (`https://user:token@…`,
-/// `?token=…`): secrets are never logged.
-pub(crate) fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => (&url[..i + 3], &url[i + 3..]),
-        None => ("", url),
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    let userinfo = if host.len() < authority.len() {
-        "***@"
-    } else {
-        ""
-    };
-    let path = match path.find(['?', '#']) {
-        Some(i) => format!("{}?***", &path[..i]),
-        None => path.to_string(),
-    };
-    format!("{scheme}{userinfo}{host}{path}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_credentials_and_queries() {
-        assert_eq!(
-            redact("https://bob:s3cret@mirror.lan/mms/adapter.fra.safetensors?token=abc"),
-            "https://***@mirror.lan/mms/adapter.fra.safetensors?***"
-        );
-        assert_eq!(redact(DEFAULT_SOURCE), DEFAULT_SOURCE);
-        assert_eq!(redact("/srv/mirror/a"), "/srv/mirror/a");
-    }
 
     #[test]
     fn templates_directories_and_schemes() {
