@@ -9,6 +9,18 @@ use super::AsrError;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 
+/// A relative path with no `..`: it cannot leave the directory it is joined to.
+fn is_inside(rel: &str) -> bool {
+    let path = Path::new(rel);
+    !rel.is_empty()
+        && path.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {
     pub format: u32,
@@ -107,7 +119,81 @@ impl Manifest {
                 ),
             ));
         }
+        manifest
+            .validate()
+            .map_err(|reason| AsrError::model_file(&path, reason))?;
         Ok(manifest)
+    }
+
+    /// What the types cannot say: every number the recogniser computes with is in range, and every
+    /// file named stays inside the model directory. A manifest is input like any other: a zero
+    /// sample rate or kernel must be an error here, not a division by zero or an underflow later.
+    pub fn validate(&self) -> Result<(), String> {
+        use crate::config::within;
+        let audio = &self.audio;
+        if audio.sample_rate != crate::audio::MODEL_RATE_HZ {
+            return Err(format!(
+                "audio.sample_rate is {}: MMS models take {} Hz",
+                audio.sample_rate,
+                crate::audio::MODEL_RATE_HZ
+            ));
+        }
+        within(audio.frame_stride_samples, 1..=100_000)
+            .map_err(|r| format!("audio.frame_stride_samples: {r}"))?;
+        if !(audio.normalize_eps.is_finite() && (0.0..=1.0).contains(&audio.normalize_eps)) {
+            return Err(format!(
+                "audio.normalize_eps is {}: must be 0 to 1",
+                audio.normalize_eps
+            ));
+        }
+        let a = &self.architecture;
+        if a.conv_kernel.is_empty() || a.conv_kernel.len() != a.conv_stride.len() {
+            return Err(format!(
+                "architecture: {} conv_kernel and {} conv_stride values: one of each per layer",
+                a.conv_kernel.len(),
+                a.conv_stride.len()
+            ));
+        }
+        within(a.conv_kernel.len(), 1..=32)
+            .map_err(|r| format!("architecture.conv_kernel: {r} layers"))?;
+        for (k, s) in a.conv_kernel.iter().zip(&a.conv_stride) {
+            within(*k, 1..=1024).map_err(|r| format!("architecture.conv_kernel: {r}"))?;
+            within(*s, 1..=1024).map_err(|r| format!("architecture.conv_stride: {r}"))?;
+        }
+        within(a.hidden_size, 1..=1 << 16).map_err(|r| format!("architecture.hidden_size: {r}"))?;
+        within(self.lm_head.hidden_size, 1..=1 << 16)
+            .map_err(|r| format!("lm_head.hidden_size: {r}"))?;
+        for input in &self.graph.adapter_inputs {
+            let elements = input
+                .shape
+                .iter()
+                .try_fold(1usize, |n, d| (*d > 0).then(|| n.checked_mul(*d)).flatten());
+            if !elements.is_some_and(|n| n <= 1 << 28) {
+                return Err(format!(
+                    "graph.adapter_inputs: {} has shape {:?}: every dimension > 0, at most 2^28 values",
+                    input.name, input.shape
+                ));
+            }
+        }
+        if !self.adapter_file_template.contains("{}") {
+            return Err("adapter_file_template must contain {} (the language code)".into());
+        }
+        let named = [
+            ("graph.file", self.graph.file.as_str()),
+            ("vocab.file", self.vocab.file.as_str()),
+            ("adapter_file_template", self.adapter_file_template.as_str()),
+        ];
+        for (key, rel) in named
+            .into_iter()
+            .chain(self.files.keys().map(|k| ("files", k.as_str())))
+        {
+            if !is_inside(rel) {
+                return Err(format!(
+                    "{key}: {rel:?} must be a relative path inside the model directory"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Checks that a file of the export exists with the size the manifest records. A full sha256 of a
@@ -203,5 +289,68 @@ mod tests {
         assert_eq!(m.frames_for(16000), 49);
         assert_eq!(m.frames_for(28213), 87);
         assert_eq!(m.frame_ms(), 20.0);
+    }
+
+    /// Every shipped export is valid; each field an attacker or a broken export could set wrong is
+    /// refused by name before anything divides by it or joins it to a path.
+    #[test]
+    fn hostile_manifests_are_refused_by_name() {
+        let good = with_arch(mms_arch());
+        good.validate().unwrap();
+        let refused = |change: &dyn Fn(&mut Manifest), needle: &str| {
+            let mut m = with_arch(mms_arch());
+            change(&mut m);
+            let e = m.validate().unwrap_err();
+            assert!(e.contains(needle), "{needle}: {e}");
+        };
+        refused(&|m| m.audio.sample_rate = 0, "sample_rate");
+        refused(&|m| m.audio.sample_rate = 8000, "sample_rate");
+        refused(
+            &|m| m.audio.frame_stride_samples = 0,
+            "frame_stride_samples",
+        );
+        refused(&|m| m.audio.normalize_eps = f64::NAN, "normalize_eps");
+        refused(&|m| m.architecture.conv_kernel[3] = 0, "conv_kernel");
+        refused(&|m| m.architecture.conv_stride[0] = 0, "conv_stride");
+        refused(
+            &|m| m.architecture.conv_stride.pop().map(drop).unwrap_or(()),
+            "conv_stride values",
+        );
+        refused(&|m| m.architecture.conv_kernel.clear(), "conv_kernel");
+        refused(
+            &|m| m.architecture.conv_kernel[0] = usize::MAX,
+            "conv_kernel",
+        );
+        refused(&|m| m.lm_head.hidden_size = 0, "lm_head.hidden_size");
+        refused(
+            &|m| m.graph.adapter_inputs[0].shape = vec![usize::MAX, 2],
+            "adapter_inputs",
+        );
+        refused(
+            &|m| m.graph.adapter_inputs[0].shape = vec![0],
+            "adapter_inputs",
+        );
+        refused(&|m| m.graph.file = "../../etc/passwd".into(), "graph.file");
+        refused(&|m| m.vocab.file = "/etc/passwd".into(), "vocab.file");
+        refused(
+            &|m| m.adapter_file_template = "adapters/x.safetensors".into(),
+            "{}",
+        );
+        refused(
+            &|m| m.adapter_file_template = "../{}.safetensors".into(),
+            "adapter_file_template",
+        );
+    }
+
+    #[test]
+    fn the_shipped_manifests_are_valid() {
+        for dir in [
+            "models/bundled",
+            "tests/fixtures/mms-tiny/fp32",
+            "tests/fixtures/mms-tiny/int8",
+        ] {
+            Manifest::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+                .unwrap_or_else(|e| panic!("{dir}: {e}"));
+        }
     }
 }

@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
+use crate::asr::manifest::Manifest;
 use crate::config::{Config, EXAMPLE};
 
 #[derive(Debug, clap::Args)]
@@ -12,9 +13,14 @@ pub struct CheckArgs {
     file: PathBuf,
 }
 
-/// Validates without starting anything: exit 0 and "ok", or the first error (file:line: key: why).
+/// Checks what `run` would check before starting anything, without starting anything: the file,
+/// then what it names (the model's manifest, the MQTT password file or variable, the TLS files).
+/// Exit 0 and "ok", or the first error (file:line: key: why).
 pub fn check(args: CheckArgs) -> Result<()> {
-    Config::load(&args.file)?;
+    let config = Config::load(&args.file)?;
+    crate::mqtt::check(&config.mqtt)?;
+    let model = config.model.resolve_dir().context("model.dir")?;
+    Manifest::load(&model).with_context(|| format!("model.dir {}", model.display()))?;
     println!("{}: ok", args.file.display());
     Ok(())
 }

@@ -23,7 +23,7 @@ use rumqttc::{
 use super::command::{parse_incoming, Incoming as Parsed, ParseContext};
 use super::discovery::discovery_messages;
 use super::shared::{Shared, HERMES_MAX_AGE};
-use super::{broker, tls, DeviceInfo, MqttConfig, MqttError};
+use super::{broker, credentials, DeviceInfo, MqttConfig, MqttError};
 use crate::retry::Backoff;
 
 /// Transcripts handed to rumqttc at once; the rest wait in the outbox. Below rumqttc's
@@ -86,19 +86,11 @@ pub fn spawn(
             QoS::AtLeastOnce,
             true,
         ));
-    if let Some(user) = &config.username {
-        let password = config.password()?;
-        opts.set_credentials(user.clone(), password.as_ref().map_or("", |p| p.expose()));
+    let credentials = credentials::read(config, use_tls)?;
+    if let Some((user, password)) = &credentials.login {
+        opts.set_credentials(user.clone(), password.expose());
     }
-    if use_tls {
-        let ca = config.ca_file.as_deref().ok_or_else(|| {
-            MqttError::Config(super::ConfigError {
-                key: "ca_file",
-                reason: "required with mqtts://".into(),
-            })
-        })?;
-        let client_cert = config.cert_file.as_deref().zip(config.key_file.as_deref());
-        let tls_config = tls::client_config(ca, client_cert)?;
+    if let Some(tls_config) = credentials.tls {
         opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
             tls_config,
         )));

@@ -18,6 +18,7 @@
 mod broker;
 pub mod command;
 mod config;
+mod credentials;
 pub mod discovery;
 mod error;
 mod eventloop;
@@ -30,6 +31,7 @@ mod tls;
 pub mod topics;
 
 pub use command::Command;
+pub use credentials::check;
 pub use config::{parse_broker_url, BrokerAddr, ConfigError, MqttConfig, Secret};
 pub use error::MqttError;
 pub use handle::{Mqtt, MqttHandle, COMMAND_QUEUE};
