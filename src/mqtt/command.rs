@@ -148,7 +148,13 @@ fn parse_hermes_toggle(text: &str) -> Result<HermesToggle, CommandError> {
             site_id: default_site(),
         });
     }
-    serde_json::from_str(text).map_err(|e| CommandError::BadJson(e.to_string()))
+    // Not serde's message: it quotes the offending value, which may be a whole payload.
+    serde_json::from_str(text).map_err(|e| {
+        CommandError::BadJson(match e.classify() {
+            serde_json::error::Category::Data => "siteId must be a string".into(),
+            _ => format!("not valid JSON (line {}, column {})", e.line(), e.column()),
+        })
+    })
 }
 
 /// A payload fragment safe to put in an error message: escaped, at most about 64 bytes however
@@ -172,6 +178,37 @@ fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// JSON payloads holding long strings, as values or keys, valid or cut short: the
+        /// rejection never carries more than a short quote of them (the error lands on a
+        /// retained topic, in the log and on Home Assistant).
+        #[test]
+        fn rejections_never_echo_long_json_strings(
+            long in "[a-zA-Z0-9 \\\"\u{e9}\u{1f600}]{200,1000}",
+            shape in 0..5usize,
+            cut in 0..1100usize,
+        ) {
+            let value = serde_json::Value::String(long.clone()).to_string();
+            let payload = match shape {
+                0 => format!("{{\"siteId\": {value}}}"),
+                1 => format!("{{{value}: 1}}"),
+                2 => format!("[{value}]"),
+                3 => value.clone(),
+                _ => format!("{{\"siteId\": {value}, \"reason\": 3"),
+            };
+            let payload = &payload.as_bytes()[..cut.min(payload.len())];
+            for topic in ["hermes/asr/toggleOn", LANG, LISTEN, "edgescribe/pi/set/other"] {
+                if let Err(e) = ctx_parse(topic, payload, true) {
+                    let shown = e.to_string();
+                    prop_assert!(shown.len() <= 200, "{} bytes: {}", shown.len(), shown);
+                }
+            }
+        }
+    }
 
     fn ctx_parse(topic: &str, payload: &[u8], hermes: bool) -> Result<Incoming, CommandError> {
         let topics = Topics::new("edgescribe", "pi", "homeassistant");
