@@ -1,6 +1,7 @@
 //! The one boundary every audio input implements, and the named capture thread that drives it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -21,7 +22,14 @@ pub enum AudioError {
     /// Pick another device.
     #[error("audio device {device}: {reason}")]
     Device { device: String, reason: String },
+    /// The source did not return within the time it was given to stop (blocked in the kernel: a
+    /// FIFO nobody writes to, a hung USB device). Its thread is left behind; the process may exit.
+    #[error("audio source still blocked {0:?} after it was asked to stop; left behind")]
+    Stuck(std::time::Duration),
 }
+
+/// How long dropping a [`Capture`] waits for its thread before leaving it behind.
+const DROP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Counters of a running source, for logs and the stats topic.
 #[derive(Debug, Default)]
@@ -56,6 +64,8 @@ pub struct Capture {
     thread: Option<JoinHandle<Result<(), AudioError>>>,
     stop: Cancel,
     stats: Arc<SourceStats>,
+    /// Disconnected when the thread ends (its sender is dropped then): a join with a deadline.
+    finished: Receiver<()>,
 }
 
 impl Capture {
@@ -67,9 +77,11 @@ impl Capture {
         let stop = Cancel::new();
         let stats = Arc::new(SourceStats::default());
         let (stop2, stats2) = (stop.clone(), stats.clone());
+        let (done, finished) = std::sync::mpsc::sync_channel::<()>(0);
         let thread = std::thread::Builder::new()
             .name("audio-capture".into())
             .spawn(move || {
+                let _done = done;
                 log::info!("capture: starting {}", source.describe());
                 let result = source.run(&mut out, &stop2, &stats2);
                 stats2.live.store(false, Ordering::Relaxed);
@@ -80,6 +92,7 @@ impl Capture {
             thread: Some(thread),
             stop,
             stats,
+            finished,
         })
     }
 
@@ -91,10 +104,32 @@ impl Capture {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Asks the source to stop (it notices within one period) and waits for the thread.
-    pub fn stop(mut self) -> Result<(), AudioError> {
+    /// Asks the source to stop (it notices within one period) and waits for the thread, up to
+    /// [`DROP_WAIT`].
+    pub fn stop(self) -> Result<(), AudioError> {
+        self.stop_within(DROP_WAIT)
+    }
+
+    /// Asks the source to stop and waits for its thread up to `within`; a source still blocked
+    /// then is left behind ([`AudioError::Stuck`]), so that stopping is bounded whatever the
+    /// source is blocked in.
+    pub fn stop_within(mut self, within: std::time::Duration) -> Result<(), AudioError> {
         self.stop.cancel();
-        self.join()
+        if self.wait_finished(within) {
+            self.join()
+        } else {
+            // Dropping the handle detaches the thread.
+            self.thread = None;
+            Err(AudioError::Stuck(within))
+        }
+    }
+
+    /// Whether the thread ended within `within`.
+    fn wait_finished(&self, within: std::time::Duration) -> bool {
+        !matches!(
+            self.finished.recv_timeout(within),
+            Err(RecvTimeoutError::Timeout)
+        )
     }
 
     /// Waits for the source to end by itself (a file source at the end of its file).
@@ -113,8 +148,8 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         self.stop.cancel();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if self.thread.is_some() && self.wait_finished(DROP_WAIT) {
+            let _ = self.join();
         }
     }
 }

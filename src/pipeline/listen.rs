@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::audio::ring::{ring, Read, RingStats};
 use crate::audio::source::{AudioError, AudioSource, Capture, SourceStats};
 use crate::audio::MODEL_RATE_HZ;
+use crate::retry::Cancel;
 use crate::vad::{EndReason, Segmenter, VadConfig, VadConfigError, VadEvent};
 
 use super::queue::DropOldest;
@@ -16,6 +17,8 @@ use super::queue::DropOldest;
 /// Seconds of audio the ring from capture to VAD holds: the VAD thread may stall this long (a slow
 /// SD card write of a log line, a burst of other work) before audio is dropped.
 const RING_SECONDS: usize = 2;
+/// How long [`Listener::stop`] waits for the source before leaving it behind.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// An utterance cut by the VAD, positions in 16 kHz samples since the start of capture.
 #[derive(Debug, Clone)]
@@ -36,6 +39,8 @@ pub struct Listener {
     vad_update: Arc<Mutex<Option<VadConfig>>>,
     /// The configuration last given (in effect, or from the next pause).
     vad: VadConfig,
+    /// Tells the VAD thread the source was left behind (see [`Listener::stop_within`]).
+    abandoned: Cancel,
 }
 
 impl Listener {
@@ -52,6 +57,9 @@ impl Listener {
         let consumed = Arc::new(AtomicU64::new(0));
         let vad_update: Arc<Mutex<Option<VadConfig>>> = Arc::new(Mutex::new(None));
         let (consumed_by_vad, update) = (consumed.clone(), vad_update.clone());
+        // Cancelled when the source is left behind stuck: its end of the ring then never closes.
+        let abandoned = Cancel::new();
+        let source_gone = abandoned.clone();
         let (writer, mut reader) = ring(RING_SECONDS * MODEL_RATE_HZ as usize);
         let ring_stats = writer.stats().clone();
         let utterances = DropOldest::new(queue_len);
@@ -68,7 +76,8 @@ impl Listener {
                     block.clear();
                     let read = reader.read(&mut block, Duration::from_millis(500));
                     consumed_by_vad.fetch_add(block.len() as u64, Ordering::Relaxed);
-                    if read == Read::Closed {
+                    let closed = read == Read::Closed || source_gone.is_cancelled();
+                    if closed {
                         segmenter.finish(&mut events);
                     } else {
                         segmenter.push(&block, &mut events);
@@ -103,7 +112,7 @@ impl Listener {
                             }
                         }
                     }
-                    if read == Read::Closed {
+                    if closed {
                         queue.close();
                         return;
                     }
@@ -119,6 +128,7 @@ impl Listener {
             consumed,
             vad_update,
             vad: vad.clone(),
+            abandoned,
         })
     }
 
@@ -163,7 +173,20 @@ impl Listener {
     /// Stops capture; the VAD finishes the utterance in progress and queues it. Returns the capture's
     /// own result (an error if the source failed for good).
     pub fn stop(&mut self) -> Result<(), AudioError> {
-        let result = self.capture.take().map(|c| c.stop()).unwrap_or(Ok(()));
+        self.stop_within(STOP_WAIT)
+    }
+
+    /// [`Listener::stop`], bounded: a source still blocked after `within` (a FIFO nobody writes
+    /// to) is left behind, and the VAD finishes without it (within one read, 500 ms).
+    pub fn stop_within(&mut self, within: Duration) -> Result<(), AudioError> {
+        let result = self
+            .capture
+            .take()
+            .map(|c| c.stop_within(within))
+            .unwrap_or(Ok(()));
+        if matches!(result, Err(AudioError::Stuck(_))) {
+            self.abandoned.cancel();
+        }
         if let Some(t) = self.vad_thread.take() {
             let _ = t.join();
         }
@@ -193,4 +216,51 @@ pub enum ListenError {
     Vad(VadConfigError),
     #[error("cannot start a pipeline thread: {0}")]
     Thread(std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::audio::ring::RingWriter;
+
+    /// A source blocked in something that ignores the stop request, as `open` on a FIFO nobody
+    /// writes to is.
+    struct Blocked(std::sync::mpsc::Receiver<()>);
+
+    impl AudioSource for Blocked {
+        fn describe(&self) -> String {
+            "blocked".into()
+        }
+
+        fn run(
+            &mut self,
+            _out: &mut RingWriter,
+            _stop: &Cancel,
+            _stats: &SourceStats,
+        ) -> Result<(), AudioError> {
+            let _ = self.0.recv();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn stopping_is_bounded_whatever_the_source_is_blocked_in() {
+        let (_keep, rx) = std::sync::mpsc::channel();
+        let mut listener =
+            Listener::start(Box::new(Blocked(rx)), &VadConfig::default(), 4, false).unwrap();
+        let t0 = Instant::now();
+        let result = listener.stop_within(Duration::from_millis(200));
+        assert!(matches!(result, Err(AudioError::Stuck(_))), "{result:?}");
+        // The source's wait, then at most one VAD read (500 ms).
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+        assert!(listener.utterances().is_closed_and_empty());
+        drop(listener);
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "drop waited: {:?}",
+            t0.elapsed()
+        );
+    }
 }

@@ -17,6 +17,8 @@ use super::{Daemon, Event};
 const INPUT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// MQTT gets at least this long to deliver and say `offline` when stopping.
 const MQTT_STOP_MIN: Duration = Duration::from_secs(3);
+/// How long a stopping source may take to return before it is left behind.
+const SOURCE_STOP_GRACE: Duration = Duration::from_secs(2);
 /// How long a connection replaced by a reload may take to hand over.
 const MQTT_SWAP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -27,7 +29,13 @@ impl Daemon {
         self.notify.stopping();
         log::info!("stopping: finishing the utterances in flight");
         let deadline = Instant::now() + Duration::from_secs(self.config.recognizer.drain_timeout_s);
-        if let Err(e) = self.listener.stop() {
+        // Bounded whatever the source is blocked in: one that honours the stop does within a
+        // period; one still blocked after the grace (a FIFO nobody writes to) is left behind.
+        let grace = deadline
+            .saturating_duration_since(Instant::now())
+            .min(SOURCE_STOP_GRACE);
+        let capture = self.listener.stop_within(grace);
+        if let Err(e) = capture {
             log::warn!("capture ended with an error: {e}");
         }
         if !self.wait_asr(rx, deadline) {
