@@ -4,15 +4,16 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::resample::Resampler;
 use super::ring::RingWriter;
 use super::source::{AudioError, AudioSource, SourceStats};
-use super::wav;
+use super::wav::{self, WavStream};
 use super::MODEL_RATE_HZ;
 use crate::retry::Cancel;
 
 /// Samples per block written to the ring: 20 ms at 16 kHz, the same granularity as a capture period.
 const BLOCK: usize = 320;
+/// Input frames read from the file at a time (about half a second at 48 kHz).
+const READ_FRAMES: usize = 1 << 14;
 
 pub struct WavSource {
     path: PathBuf,
@@ -46,55 +47,51 @@ impl AudioSource for WavSource {
         stop: &Cancel,
         stats: &SourceStats,
     ) -> Result<(), AudioError> {
-        let file_err = |reason: String| AudioError::File {
+        let file_err = |e: wav::WavError| AudioError::File {
             path: self.path.clone(),
-            reason,
+            reason: e.reason,
         };
-        // The decoded file and its mono mix are freed before streaming starts: only the 16 kHz
-        // copy stays for the run (a long recording is a few hundred MB at most once).
-        let converted = {
-            let audio = wav::read(&self.path).map_err(|e| file_err(e.reason))?;
-            let mono = wav::downmix(&audio.interleaved, audio.channels);
-            drop(audio.interleaved);
-            let mut resampler =
-                Resampler::new(audio.sample_rate, MODEL_RATE_HZ).map_err(file_err)?;
-            let mut converted = Vec::with_capacity(
-                mono.len() * MODEL_RATE_HZ as usize / audio.sample_rate as usize + 4096,
-            );
-            resampler.process(&mono, &mut converted);
-            resampler.finish(&mut converted);
-            converted
-        };
-
+        // Read as it is consumed: memory stays one read's worth whatever the recording's length.
+        let mut stream = WavStream::open(&self.path, MODEL_RATE_HZ).map_err(file_err)?;
         stats.live.store(true, Ordering::Relaxed);
         let start = Instant::now();
-        for (i, block) in converted.chunks(BLOCK).enumerate() {
-            if stop.is_cancelled() {
-                break;
-            }
-            if self.realtime {
-                let due = start
-                    + Duration::from_micros((i * BLOCK) as u64 * 1_000_000 / MODEL_RATE_HZ as u64);
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    if stop.sleep(wait) {
-                        break;
+        let mut converted = Vec::with_capacity(READ_FRAMES);
+        let mut sent = 0u64;
+        loop {
+            converted.clear();
+            let more = stream
+                .read_into(READ_FRAMES, &mut converted)
+                .map_err(file_err)?;
+            for block in converted.chunks(BLOCK) {
+                if stop.is_cancelled() {
+                    return Ok(());
+                }
+                if self.realtime {
+                    let due =
+                        start + Duration::from_micros(sent * 1_000_000 / MODEL_RATE_HZ as u64);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        if stop.sleep(wait) {
+                            return Ok(());
+                        }
+                    }
+                } else {
+                    while out.free() < block.len() {
+                        if stop.is_cancelled() {
+                            return Ok(());
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
                     }
                 }
                 out.push(block);
-            } else {
-                while out.free() < block.len() {
-                    if stop.is_cancelled() {
-                        return Ok(());
-                    }
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                out.push(block);
+                sent += block.len() as u64;
+                stats
+                    .samples
+                    .fetch_add(block.len() as u64, Ordering::Relaxed);
             }
-            stats
-                .samples
-                .fetch_add(block.len() as u64, Ordering::Relaxed);
+            if !more {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 }
 

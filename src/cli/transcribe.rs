@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 use super::ModelArgs;
 use crate::asr::store::{cache, AdapterStore, StoreOptions};
 use crate::asr::{Engine, Recognizer};
-use crate::audio::{wav, MODEL_RATE_HZ};
+use crate::audio::wav::WavStream;
+use crate::audio::MODEL_RATE_HZ;
+use crate::pipeline::offline;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,15 +23,17 @@ pub struct Args {
     /// default as `pull-adapters`.
     #[arg(long)]
     cache: Option<PathBuf>,
-    /// WAV file: 8-48 kHz, mono or stereo, 8/16/24/32-bit integer or 32-bit float.
+    /// WAV file: 8-48 kHz, mono or stereo, 8/16/24/32-bit integer or 32-bit float. Up to 30 s it
+    /// is transcribed in one piece; a longer one is cut at pauses (the daemon's voice-activity
+    /// detector) and read as it goes, so any length fits in memory.
     wav: PathBuf,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let model_dir = args.model.model_dir()?;
     let options = args.model.engine_options();
-    // Decode the audio first: a bad file should not cost a model load.
-    let samples = wav::read_mono(&args.wav, MODEL_RATE_HZ).context("reading audio")?;
+    // Open the audio first: a bad file should not cost a model load.
+    let stream = WavStream::open(&args.wav, MODEL_RATE_HZ).context("reading audio")?;
     let engine = Arc::new(Engine::load(&model_dir, &options)?);
     let lang = args
         .model
@@ -44,8 +48,7 @@ pub fn run(args: Args) -> Result<()> {
         None => engine.language(&lang)?,
     };
     let recognizer = Recognizer::new(engine, pack);
-    let transcript = recognizer
-        .transcribe(&samples)
+    let transcript = offline::transcribe(&recognizer, stream)
         .with_context(|| format!("transcribing {}", args.wav.display()))?;
     if args.json {
         println!("{}", serde_json::to_string(&transcript)?);

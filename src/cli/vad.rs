@@ -11,7 +11,11 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::audio::{wav, MODEL_RATE_HZ};
+/// Input frames read from the file at a time.
+const READ_FRAMES: usize = 1 << 14;
+
+use crate::audio::wav::{self, WavStream};
+use crate::audio::MODEL_RATE_HZ;
 use crate::vad::{Segmenter, VadConfig, VadEvent};
 
 #[derive(Debug, clap::Args)]
@@ -135,11 +139,13 @@ pub fn run(args: Args) -> Result<()> {
     if args.push_ms == 0 {
         bail!("--push-ms must be at least 1");
     }
-    let samples = wav::read_mono(&args.wav, MODEL_RATE_HZ).context("reading audio")?;
     let push_len = (args.push_ms * MODEL_RATE_HZ / 1000) as usize;
     if args.bench {
+        let samples = wav::read_mono(&args.wav, MODEL_RATE_HZ).context("reading audio")?;
         return bench(&config, &samples, push_len, args.runs);
     }
+    // Read as it is consumed: an hours-long recording needs no more memory than a short one.
+    let mut stream = WavStream::open(&args.wav, MODEL_RATE_HZ).context("reading audio")?;
 
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut segmenter = Segmenter::new(&config, MODEL_RATE_HZ)?;
@@ -163,7 +169,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         Ok(())
     };
-    for chunk in samples.chunks(push_len) {
+    for_each_push(&mut stream, push_len, |chunk| {
         segmenter.push_with(chunk, &mut events, |f| {
             if args.frames {
                 frame_lines.push(Line::Frame {
@@ -180,12 +186,42 @@ pub fn run(args: Args) -> Result<()> {
         for line in frame_lines.drain(..) {
             writeln!(out, "{}", serde_json::to_string(&line)?).context("writing output")?;
         }
-        write_events(&mut out, &mut events).context("writing output")?;
-    }
+        write_events(&mut out, &mut events).context("writing output")
+    })?;
     segmenter.finish(&mut events);
     write_events(&mut out, &mut events).context("writing output")?;
     out.flush().context("writing output")?;
     Ok(())
+}
+
+/// Calls `f` with the file's samples in pushes of `push_len` (the last may be shorter), reading
+/// as it goes.
+fn for_each_push(
+    stream: &mut WavStream,
+    push_len: usize,
+    mut f: impl FnMut(&[f32]) -> Result<()>,
+) -> Result<()> {
+    let mut buf = Vec::new();
+    let mut more = true;
+    loop {
+        while more && buf.len() < push_len {
+            more = stream
+                .read_into(READ_FRAMES, &mut buf)
+                .context("reading audio")?;
+        }
+        let whole = if more {
+            buf.len() / push_len * push_len
+        } else {
+            buf.len()
+        };
+        for chunk in buf[..whole].chunks(push_len) {
+            f(chunk)?;
+        }
+        buf.drain(..whole);
+        if !more {
+            return Ok(());
+        }
+    }
 }
 
 /// Times the segmenter alone (the file is already decoded) over `runs` passes.

@@ -25,6 +25,19 @@ use super::discovery::discovery_messages;
 use super::shared::{Shared, HERMES_MAX_AGE};
 use super::{broker, credentials, DeviceInfo, MqttConfig, MqttError};
 use crate::retry::Backoff;
+use crate::service::{LogLimit, Verdict};
+
+/// Command rejections logged per minute at most.
+const COMMAND_LOG_BURST: u32 = 10;
+
+/// "; N more like it left out of the log", when some were.
+fn left_out(suppressed: u64) -> String {
+    if suppressed == 0 {
+        String::new()
+    } else {
+        format!(" ({suppressed} more left out of the log)")
+    }
+}
 
 /// Transcripts handed to rumqttc at once; the rest wait in the outbox. Below rumqttc's
 /// `inflight` (100), so rumqttc never stops reading requests because of transcripts.
@@ -120,6 +133,7 @@ pub fn spawn(
                 eventloop,
                 shared,
                 connected: false,
+                command_logs: LogLimit::new(COMMAND_LOG_BURST, Duration::from_secs(60)),
             };
             runtime.block_on(l.run());
             let _ = done_tx.send(());
@@ -135,6 +149,9 @@ struct Loop {
     shared: Arc<Shared>,
     backoff: Backoff,
     connected: bool,
+    /// Rejected and dropped commands are logged at most a burst a minute (all are counted in
+    /// `…/stats`): a flood from the network must not flood the journal.
+    command_logs: LogLimit,
 }
 
 impl Loop {
@@ -320,7 +337,12 @@ impl Loop {
                         .counters
                         .commands_dropped
                         .fetch_add(1, Ordering::Relaxed);
-                    log::warn!("MQTT: daemon busy, command {cmd:?} dropped");
+                    if let Verdict::Log { suppressed } = self.command_logs.check(Instant::now()) {
+                        log::warn!(
+                            "MQTT: daemon busy, command {cmd:?} dropped{}",
+                            left_out(suppressed)
+                        );
+                    }
                     self.shared.reject(
                         topic,
                         "busy: earlier commands not handled yet, dropped".into(),
@@ -340,7 +362,12 @@ impl Loop {
                     .counters
                     .commands_rejected
                     .fetch_add(1, Ordering::Relaxed);
-                log::info!("MQTT: rejected command on {topic}: {e}");
+                if let Verdict::Log { suppressed } = self.command_logs.check(Instant::now()) {
+                    log::info!(
+                        "MQTT: rejected command on {topic}: {e}{}",
+                        left_out(suppressed)
+                    );
+                }
                 self.shared.reject(topic, e.to_string());
             }
         }
