@@ -30,6 +30,30 @@ use crate::service::{LogLimit, Verdict};
 /// Command rejections logged per minute at most.
 const COMMAND_LOG_BURST: u32 = 10;
 
+/// Which (topic, payload) pairs were seen, by hash, remembering at most `SEEN_MAX`.
+#[derive(Default)]
+struct SeenSet(std::collections::VecDeque<u64>);
+
+const SEEN_MAX: usize = 64;
+
+impl SeenSet {
+    /// Whether this pair is new (and remembers it, forgetting the oldest beyond `SEEN_MAX`).
+    fn first_time(&mut self, topic: &str, payload: &[u8]) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (topic, payload).hash(&mut h);
+        let key = h.finish();
+        if self.0.contains(&key) {
+            return false;
+        }
+        if self.0.len() == SEEN_MAX {
+            self.0.pop_front();
+        }
+        self.0.push_back(key);
+        true
+    }
+}
+
 /// "; N more like it left out of the log", when some were.
 fn left_out(suppressed: u64) -> String {
     if suppressed == 0 {
@@ -134,6 +158,7 @@ pub fn spawn(
                 shared,
                 connected: false,
                 command_logs: LogLimit::new(COMMAND_LOG_BURST, Duration::from_secs(60)),
+                retained_seen: SeenSet::default(),
             };
             runtime.block_on(l.run());
             let _ = done_tx.send(());
@@ -152,6 +177,9 @@ struct Loop {
     /// Rejected and dropped commands are logged at most a burst a minute (all are counted in
     /// `…/stats`): a flood from the network must not flood the journal.
     command_logs: LogLimit,
+    /// Retained commands already refused: the broker sends them again at every reconnect, and
+    /// they are refused and reported once.
+    retained_seen: SeenSet,
 }
 
 impl Loop {
@@ -259,7 +287,9 @@ impl Loop {
                     self.shared.delivered.notify_all();
                 }
             }
-            Event::Incoming(Incoming::Publish(p)) => self.on_message(&p.topic, &p.payload),
+            Event::Incoming(Incoming::Publish(p)) => {
+                self.on_message(&p.topic, &p.payload, p.retain)
+            }
             Event::Incoming(Incoming::SubAck(ack))
                 if ack
                     .return_codes
@@ -322,7 +352,30 @@ impl Loop {
         p.announce = self.ctx.config.ha_discovery;
     }
 
-    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+    fn on_message(&mut self, topic: &str, payload: &[u8], retain: bool) {
+        // A retained command would be obeyed again at every reconnect, overriding every command
+        // sent since: commands are taken live only. (Home Assistant's retained birth message on
+        // its status topic is not a command.)
+        if retain && topic != self.shared.topics.ha_status {
+            self.shared
+                .counters
+                .commands_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            if self.retained_seen.first_time(topic, payload) {
+                if let Verdict::Log { suppressed } = self.command_logs.check(Instant::now()) {
+                    log::warn!(
+                        "MQTT: ignored a retained command on {topic} (commands are taken live only; clear it with an empty retained message){}",
+                        left_out(suppressed)
+                    );
+                }
+                self.shared.reject(
+                    topic,
+                    "retained commands are ignored: publish commands without the retain flag"
+                        .into(),
+                );
+            }
+            return;
+        }
         let ctx = ParseContext {
             topics: &self.shared.topics,
             languages: &self.ctx.info.languages,
