@@ -6,13 +6,14 @@
 //!   them in parallel into a [`Chain`].
 //! - [`chain`]: the optimised segments, run one after the other per utterance.
 //! - [`optimize`]: our passes over tract's graph and the kernels they run on. Each pass fixes one
-//!   thing stock tract does slowly, is tested bit for bit against stock tract (`tests/`), and is
-//!   written up as an upstream report in the repository's `docs/upstream/`: delete a pass once tract
-//!   fixes its cause.
+//!   thing stock tract does slowly, is tested bit for bit against stock tract
+//!   (`tests/bit_identity.rs`), and is written up as an upstream report in the repository's
+//!   `docs/upstream/`: delete a pass once tract fixes its cause.
 //!
 //! This crate holds all of edgescribe's kernel `unsafe` code: each block says why it is sound in a
-//! `SAFETY:` comment (`clippy::undocumented_unsafe_blocks`), and `unsafe fn` bodies still mark
-//! their unsafe operations (`unsafe_op_in_unsafe_fn`).
+//! `SAFETY:` comment (`clippy::undocumented_unsafe_blocks`), each `unsafe fn` states its contract in
+//! a `# Safety` section, and `unsafe fn` bodies still mark their unsafe operations
+//! (`unsafe_op_in_unsafe_fn`).
 
 pub mod chain;
 pub mod load;

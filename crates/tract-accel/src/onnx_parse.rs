@@ -6,8 +6,8 @@
 //! copies into a freshly allocated aligned tensor. At MMS-1B that was ~0.75 s of a ~1 s parse,
 //! two thirds of it the kernel faulting in and clearing the tensors' new pages, with the second
 //! core idle. Here each weight is `pread` once into its final tensor, by `threads` threads at a
-//! time. Written up for upstream in `docs/upstream/tract-load-copies-weights.md` (not filed: this
-//! machine has no internet).
+//! time. Upstream report: `docs/upstream/tract-load-copies-weights.md`; delete this parser once a
+//! tract release reads external weights as directly.
 //!
 //! How, through tract's public API only: the external initializers are taken out of the
 //! `ModelProto` and declared as graph inputs of their type and shape, so tract's parser makes them
@@ -508,7 +508,10 @@ fn read(e: &External, files: &HashMap<PathBuf, (File, u64)>) -> TractResult<Tens
         e.file
     );
     // tract's own parser allocates the same way (`Tensor::from_raw_dt`): uninitialised, aligned
-    // for its kernels. Every byte is then written by the read below.
+    // for its kernels.
+    // SAFETY: `e.dt` is a plain number type (`is_plain_external`), with no drop and every bit
+    // pattern valid, and the tensor is `e.bytes` long (the same product of its shape, `describe`):
+    // `read_exact_at` below writes every byte of it, or fails and the tensor is dropped unread.
     let mut tensor = unsafe { Tensor::uninitialized_aligned_dt(e.dt, &e.shape, vector_size())? };
     if e.bytes > 0 {
         file.read_exact_at(tensor.as_bytes_mut(), e.offset)

@@ -6,30 +6,34 @@
 //! product as a general matmul over 16 heads: it packs both activations at every run (four packs per
 //! layer), writes the whole `[16, T, T]` score tensor, runs the softmax over it as a separate op and
 //! reads it back. `FusedAttention` does one head × 48 frames per task: their scores (in L2), their
-//! softmax, their share of the output, reading q and v where the projections left them. Written up
-//! in `docs/upstream/tract-attention-products.md`.
+//! softmax, their share of the output, reading q and v where the projections left them.
 //!
 //! Bit-identical to tract: the kernel (`attention_kernel`) keeps tract's order of multiply-adds for
 //! every output, and the softmax here is tract 0.23.9's own for a contiguous f32 row — the same
-//! tract-linalg kernels, chosen by the same rule (`TractSoftmax`). `tests/asr_optimize.rs` checks it
-//! on the whole model, the unit tests below on the pattern alone, against stock tract.
+//! tract-linalg kernels, chosen by the same rule (`TractSoftmax`).
+//! `crates/tract-accel/tests/bit_identity.rs` checks it on the whole model, the unit tests below on
+//! the pattern alone, against stock tract.
 //!
 //! What is matched, after declutter: `EinSum(q, k)` (`mhd,nhd->hmn`) → `Mul` by a scalar constant →
 //! `Softmax` over the last axis → `EinSum(·, v)` (`hmn,nhd->mhd`, with or without a leading unit
 //! output axis), q, k and v `[T, H, D]` f32, each intermediate read by nothing else. Anything else —
 //! masks, other layouts, CPUs without AVX-512F (ARM64 included) — keeps tract's ops.
+//!
+//! Upstream report: `docs/upstream/tract-attention-products.md`. Delete this pass (and
+//! `attention_kernel`) once a tract release runs an attention without packing its activations at
+//! every run and without the whole score tensor between the products and the softmax.
 
 use tract_linalg::element_wise::ElementWise;
 use tract_linalg::reduce::{MapReduce, Reduce};
 use tract_linalg::routines::{Func, SoftmaxRowsF32};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::nn::{Softmax, SoftmaxKind};
 
 use super::attention_kernel::{self, Heads};
-use super::layer_norm::{scalar_f32, sole_producer};
+use super::layer_norm::{product_by_constant, sole_producer};
+use super::{replace_nodes, AccelOp, Replacement};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct FusedAttention {
@@ -50,25 +54,17 @@ impl std::hash::Hash for FusedAttention {
 
 impl Eq for FusedAttention {}
 
-impl Op for FusedAttention {
-    fn name(&self) -> StaticName {
-        "FusedAttention".into()
-    }
+super::tract_op!(FusedAttention);
 
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
+impl AccelOp for FusedAttention {
+    fn describe(&self) -> Vec<String> {
+        vec![format!(
             "{} heads × {}, scale {:e}",
             self.heads, self.head_dim, self.scale
-        )])
+        )]
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for FusedAttention {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         ensure!(inputs.len() == 3, "FusedAttention takes q, k and v");
         let shape = inputs[0].shape();
         ensure!(
@@ -92,7 +88,9 @@ impl EvalOp for FusedAttention {
         };
         let mut out_shape: TVec<usize> = tvec![1; self.unit_axes];
         out_shape.extend_from_slice(shape);
-        // SAFETY: `attend` writes every value (each frame × head × head dim) or fails.
+        // SAFETY: f32 has no drop and every bit pattern is valid; `attend` writes every value (each
+        // frame × head × head dim, as many as `out_shape` holds) or fails, and `out` is dropped
+        // unread.
         let mut out = unsafe { Tensor::uninitialized::<f32>(&out_shape)? };
         let softmax = TractSoftmax::new()?;
         {
@@ -102,16 +100,12 @@ impl EvalOp for FusedAttention {
         }
         Ok(tvec!(out.into_tvalue()))
     }
-}
 
-impl TypedOp for FusedAttention {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let mut shape: TVec<TDim> = tvec![TDim::from(1); self.unit_axes];
         shape.extend(inputs[0].shape.iter().cloned());
         Ok(tvec!(f32::fact(shape)))
     }
-
-    as_op!();
 }
 
 /// tract 0.23.9's softmax of one contiguous f32 row (`Softmax::eval_t`, trailing axes, natural
@@ -155,18 +149,7 @@ pub fn fuse_attentions(model: &mut TypedModel) -> TractResult<usize> {
     if !attention_kernel::supported() {
         return Ok(0);
     }
-    let mut patch = TypedModelPatch::new("fused attention");
-    let mut fused = 0;
-    for node in model.nodes() {
-        let Some((op, inputs)) = matching(model, node)? else {
-            continue;
-        };
-        let taps = patch.taps(model, &inputs)?;
-        let wire = patch.wire_node(&node.name, op, &taps)?[0];
-        patch.shunt_outside(model, node.id.into(), wire)?;
-        fused += 1;
-    }
-    super::commit(patch, model, fused)
+    replace_nodes(model, "fused attention", matching)
 }
 
 /// The einsum's axes with its letters renamed `a`, `b`, … in order of first appearance, so that a
@@ -197,11 +180,9 @@ fn f32_einsum<'m>(node: &'m TypedNode, layouts: &[&str]) -> Option<&'m EinSum> {
     (plain && layouts.contains(&canonical(einsum).as_str())).then_some(einsum)
 }
 
-/// The fused op and its inputs (q, k, v) if `node` is the second product of an attention.
-fn matching(
-    model: &TypedModel,
-    node: &TypedNode,
-) -> TractResult<Option<(FusedAttention, TVec<OutletId>)>> {
+/// The fused op, reading q, k and v, in place of `node` if it is the second product of an
+/// attention.
+fn matching(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Replacement>> {
     // `hmn,nhd->mhd`, with or without a leading unit axis in the output.
     let Some(mix) = f32_einsum(node, &["abc,cad->bad", "abc,cad->ebad"]) else {
         return Ok(None);
@@ -223,21 +204,9 @@ fn matching(
     let Some(mul) = sole_producer(model, softmax, 0) else {
         return Ok(None);
     };
-    let is_mul = mul
-        .op_as::<TypedBinOp>()
-        .is_some_and(|op| op.0.name() == "Mul" && op.1.is_none())
-        && mul.inputs.len() == 2;
-    if !is_mul {
+    // Scores × scale.
+    let Some((scores_slot, scale)) = product_by_constant(model, mul) else {
         return Ok(None);
-    }
-    // Scores × scale, either operand order (IEEE products commute).
-    let (scores_slot, scale) = match (
-        scalar_f32(model, mul.inputs[0]),
-        scalar_f32(model, mul.inputs[1]),
-    ) {
-        (None, Some(c)) => (0, c),
-        (Some(c), None) => (1, c),
-        _ => return Ok(None),
     };
     let Some(scores) = sole_producer(model, mul, scores_slot) else {
         return Ok(None);
@@ -266,7 +235,7 @@ fn matching(
         scale,
         unit_axes,
     };
-    Ok(Some((op, inputs)))
+    Ok(Some(Replacement::new(node, op, &inputs)))
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 //! then one product by the scale; each output value likewise takes `p[m][n]·v[n][d]` for `n` in
 //! order. That is what tract's f32 matmul kernels do for each output of `MatMul → Mul` (one register
 //! per output, `k` in order, `vfmadd231ps`, then its fused `scalarMul`), so the bits are the same.
+//!
+//! Goes with the `attention` pass (upstream report: `docs/upstream/tract-attention-products.md`).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{bail, ensure};
@@ -74,7 +76,8 @@ pub fn attend(p: &Heads, softmax: RowSoftmax, out: &mut [f32]) -> TractResult<()
     p.check(out)?;
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: checked just above.
+        // SAFETY: `supported()` found AVX-512F and `p.check(out)` passed just above: what
+        // `x86::attend` requires.
         unsafe { x86::attend(p, softmax, out) }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -110,7 +113,8 @@ mod x86 {
     }
 
     /// # Safety
-    /// `p.check(out)` passed and the CPU has AVX-512F.
+    /// `p.check(out)` passed (q, k, v and `out` all hold `frames × heads × head_dim` values) and the
+    /// CPU has AVX-512F.
     pub unsafe fn attend(p: &Heads, softmax: RowSoftmax, out: &mut [f32]) -> TractResult<()> {
         let (frames, heads, dim) = (p.frames, p.heads, p.head_dim);
         if frames == 0 || heads == 0 || dim == 0 {
@@ -122,7 +126,8 @@ mod x86 {
         {
             let shared = SharedOut::new(&mut kt);
             run_tasks(heads, |head| {
-                // SAFETY: each task writes its own head's rows of `kt`, which outlives the tasks.
+                // SAFETY: `kt` holds `heads × dim × stride` values, borrowed by `shared` until
+                // `run_tasks` returns; task `head` writes only that head's `dim × stride` of them.
                 unsafe { transpose_keys(p, head, stride, shared.get()) }
             });
         }
@@ -139,7 +144,9 @@ mod x86 {
                 head,
                 rows,
             };
-            // SAFETY: as `attend`'s; each task writes its own rows × head of `out`.
+            // SAFETY: this function's contract (checked buffers, AVX-512F) is `run`'s; `out` is
+            // borrowed by `shared` until `run_tasks` returns, and task (head, block) writes only
+            // its rows × that head's values of it, which no other task writes.
             if let Err(e) = unsafe { block.run(softmax, shared.get()) } {
                 if let Ok(mut first) = failure.lock() {
                     first.get_or_insert(e);
@@ -156,12 +163,15 @@ mod x86 {
     /// `kt[head][i][n] = k[n][head][i]` for every frame `n`.
     ///
     /// # Safety
-    /// `kt` holds `heads × head_dim × stride` values and no other thread writes this head's.
+    /// `kt` points to `heads × head_dim × stride` writable values (`stride >= frames`), `p.k` holds
+    /// `frames × heads × head_dim`, and no other thread reads or writes this head's part of `kt`.
     unsafe fn transpose_keys(p: &Heads, head: usize, stride: usize, kt: *mut f32) {
         let (heads, dim) = (p.heads, p.head_dim);
         for (n, key) in p.k.chunks_exact(dim).skip(head).step_by(heads).enumerate() {
             for (i, &value) in key.iter().enumerate() {
-                // SAFETY: `(head · dim + i) · stride + n` < `heads · dim · stride`.
+                // SAFETY: `head < heads`, `i < dim` and `n < frames <= stride`, so the index is
+                // below `heads · dim · stride`, in this head's part of `kt`, which only this
+                // task touches.
                 unsafe { *kt.add((head * dim + i) * stride + n) = value };
             }
         }
@@ -178,7 +188,8 @@ mod x86 {
 
     impl Block<'_> {
         /// # Safety
-        /// As `attend`'s, and no other thread writes these rows of this head in `out`.
+        /// As `attend`'s (`out` points to the checked `frames × heads × head_dim` output, the CPU
+        /// has AVX-512F), and no other thread reads or writes these rows of this head in `out`.
         unsafe fn run(&self, softmax: RowSoftmax, out: *mut f32) -> TractResult<()> {
             // A vector of slack per row for its shift (`row_at`), and one to align the start.
             let need = self.rows.len() * (self.stride + LANES) + LANES;
@@ -196,13 +207,16 @@ mod x86 {
                 }
                 let aligned = scores.as_ptr().align_offset(LANES * 4).min(LANES);
                 let scores = &mut scores[aligned..need];
-                // SAFETY: as this function's; every row is inside `scores`.
+                // SAFETY: the CPU has AVX-512F (this function's contract), and `scores` holds at
+                // least `rows × (stride + LANES)` values (`aligned <= LANES`): every row at
+                // `row_at` with its `stride` columns.
                 unsafe { self.scores(scores) };
                 for i in 0..self.rows.len() {
                     let at = self.row_at(i);
                     softmax(&mut scores[at..at + self.p.frames])?;
                 }
-                // SAFETY: as this function's.
+                // SAFETY: AVX-512F, and `out` as this function's contract has it: only this
+                // task writes these rows of this head. `scores` holds every row, as above.
                 unsafe { self.mix(scores, out) };
                 Ok(())
             })
@@ -219,9 +233,16 @@ mod x86 {
         }
 
         /// The block's scaled scores against every frame, each row at `row_at`.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512F, `p` passed `check`, and `scores` holds at least
+        /// `rows × (stride + LANES)` values.
         #[target_feature(enable = "avx512f")]
         unsafe fn scores(&self, scores: &mut [f32]) {
             let (p, stride) = (self.p, self.stride);
+            // Every row pointer is derived from this one base pointer: re-indexing `scores` for
+            // each would reborrow it and invalidate the pointers taken before (Stacked Borrows).
+            let base = scores.as_mut_ptr();
             let q_stride = p.heads * p.head_dim;
             let kt = self.kt[self.head * p.head_dim * stride..].as_ptr();
             let scale = _mm512_set1_ps(p.scale);
@@ -237,13 +258,18 @@ mod x86 {
                     scale,
                     s: std::array::from_fn(|r| {
                         let i = (row - self.rows.start + r).min(self.rows.len() - 1);
-                        scores[self.row_at(i)..].as_mut_ptr()
+                        // SAFETY: `row_at(i) + stride <= (i + 1) · (stride + LANES)`, within
+                        // `scores` (this function's contract).
+                        unsafe { base.add(self.row_at(i)) }
                     }),
                 };
                 let mut col = 0;
                 while col < stride {
                     let vecs = ((stride - col) / LANES).min(SCORE_VECS);
-                    // SAFETY: the tile's rows are in the block, its columns below `stride`.
+                    // SAFETY: AVX-512F (this function's contract). The tile reads q rows
+                    // `row..row + rows` (< frames) of this head, and the keys' columns
+                    // `col..col + vecs · LANES` (<= stride) of this head's `dim` rows of `kt`;
+                    // it writes those columns of its `rows` score rows, inside `scores`.
                     unsafe {
                         match rows {
                             6 => tile.cols::<6>(col, vecs),
@@ -261,9 +287,15 @@ mod x86 {
         }
 
         /// `out[m][head] = Σ_n scores[m][n] · v[n][head]` for the block's rows.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512F, `p` passed `check` against `out`, `scores` holds every row of the
+        /// block at `row_at` (`frames` values each), and no other thread reads or writes these rows
+        /// of this head in `out`.
         #[target_feature(enable = "avx512f")]
         unsafe fn mix(&self, scores: &[f32], out: *mut f32) {
             let (p, dim) = (self.p, self.p.head_dim);
+            let base = scores.as_ptr();
             let v_stride = p.heads * dim;
             let mut row = self.rows.start;
             while row < self.rows.end {
@@ -273,19 +305,28 @@ mod x86 {
                     let width = (dim - col).min(MIX_VECS * LANES);
                     let vecs = width.div_ceil(LANES);
                     let tail = width - (vecs - 1) * LANES;
+                    // SAFETY: `row < frames`, `head < heads` and `col < dim`: inside `out`, which
+                    // holds `frames × heads × dim` values (this function's contract).
+                    let o = unsafe { out.add((row * p.heads + self.head) * dim + col) };
                     let tile = MixTile {
                         s: std::array::from_fn(|r| {
                             let i = (row - self.rows.start + r).min(self.rows.len() - 1);
-                            scores[self.row_at(i)..].as_ptr()
+                            // SAFETY: row `i` of the block is inside `scores` (this function's
+                            // contract).
+                            unsafe { base.add(self.row_at(i)) }
                         }),
                         v: p.v[self.head * dim + col..].as_ptr(),
                         v_stride,
                         frames: p.frames,
                         tail_mask: if tail == LANES { !0 } else { (1 << tail) - 1 },
-                        // SAFETY (of the pointer arithmetic): inside `out`, per `attend`'s check.
-                        o: unsafe { out.add((row * p.heads + self.head) * dim + col) },
+                        o,
                     };
-                    // SAFETY: the tile's rows are in the block, its columns in the head.
+                    // SAFETY: AVX-512F (this function's contract). The tile reads `frames`
+                    // probabilities from each of its score rows (inside `scores`), this head's
+                    // values `col..col + width` of v for every frame, and writes those values of
+                    // out for rows `row..row + rows` (< frames): `col + width <= dim`, the lanes
+                    // past `width` masked off (not accessed), so inside v and out; only this task
+                    // writes those values of out.
                     unsafe {
                         match rows {
                             4 => tile.cols::<4>(vecs),
@@ -316,9 +357,13 @@ mod x86 {
     }
 
     impl ScoreTile {
+        /// The tile's `R` rows × `vecs` (1 to `SCORE_VECS`) vectors of columns from `col`.
+        ///
+        /// # Safety
+        /// As `tile`'s, with `P = vecs`.
         #[target_feature(enable = "avx512f")]
         unsafe fn cols<const R: usize>(&self, col: usize, vecs: usize) {
-            // SAFETY: the caller's.
+            // SAFETY: this function's contract is `tile`'s for `P = vecs.clamp(1, 4)`.
             unsafe {
                 match vecs {
                     4 => self.tile::<R, 4>(col),
@@ -329,16 +374,24 @@ mod x86 {
             }
         }
 
+        /// Scores of the first `R` rows (`R <= SCORE_ROWS`) for columns `col..col + P · LANES`.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512F; `q` is readable for `R` rows of `dim` values `q_stride` apart;
+        /// `kt` for `dim` rows of at least `col + P · LANES` values `stride` apart; `s[r]`, for
+        /// `r < R`, is writable for `col + P · LANES` values that no other thread accesses.
         #[target_feature(enable = "avx512f")]
         unsafe fn tile<const R: usize, const P: usize>(&self, col: usize) {
             let mut acc = [[_mm512_setzero_ps(); P]; R];
             for i in 0..self.dim {
                 let mut keys = [_mm512_setzero_ps(); P];
                 for (pi, key) in keys.iter_mut().enumerate() {
+                    // SAFETY: row `i < dim` of `kt`, columns below `col + P · LANES` (contract).
                     *key =
                         unsafe { _mm512_loadu_ps(self.kt.add(i * self.stride + col + pi * LANES)) };
                 }
                 for (r, row_acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: row `r < R` of q, value `i < dim` (contract).
                     let q = _mm512_set1_ps(unsafe { *self.q.add(r * self.q_stride + i) });
                     for (a, key) in row_acc.iter_mut().zip(&keys) {
                         *a = _mm512_fmadd_ps(q, *key, *a);
@@ -348,6 +401,7 @@ mod x86 {
             for (r, row_acc) in acc.iter().enumerate() {
                 for (pi, a) in row_acc.iter().enumerate() {
                     let at = col + pi * LANES;
+                    // SAFETY: row `r < R`, columns below `col + P · LANES` (contract).
                     unsafe { _mm512_storeu_ps(self.s[r].add(at), _mm512_mul_ps(*a, self.scale)) };
                 }
             }
@@ -369,9 +423,13 @@ mod x86 {
     }
 
     impl MixTile {
+        /// The tile's `R` rows × `vecs` (1 to `MIX_VECS`) vectors of head dims.
+        ///
+        /// # Safety
+        /// As `tile`'s, with `P = vecs`.
         #[target_feature(enable = "avx512f")]
         unsafe fn cols<const R: usize>(&self, vecs: usize) {
-            // SAFETY: the caller's.
+            // SAFETY: this function's contract is `tile`'s for `P = vecs.clamp(1, 5)`.
             unsafe {
                 match vecs {
                     5 => self.tile::<R, 5>(),
@@ -383,6 +441,14 @@ mod x86 {
             }
         }
 
+        /// Output rows `0..R` (`R <= MIX_ROWS`), `P` vectors of head dims, the last masked by
+        /// `tail_mask`.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512F; `s[r]`, for `r < R`, is readable for `frames` values; `v` for
+        /// `frames` rows `v_stride` apart and `o` writable for `R` rows `v_stride` apart, each of
+        /// `(P − 1) · LANES` values plus the lanes of `tail_mask`; no other thread accesses those
+        /// values of `o`.
         #[target_feature(enable = "avx512f")]
         unsafe fn tile<const R: usize, const P: usize>(&self) {
             let mask = |pi: usize| if pi + 1 == P { self.tail_mask } else { !0 };
@@ -391,9 +457,12 @@ mod x86 {
                 let mut values = [_mm512_setzero_ps(); P];
                 for (pi, value) in values.iter_mut().enumerate() {
                     let at = n * self.v_stride + pi * LANES;
+                    // SAFETY: frame `n < frames` of v, the lanes of `mask(pi)` only (contract);
+                    // masked-off lanes are not accessed.
                     *value = unsafe { _mm512_maskz_loadu_ps(mask(pi), self.v.add(at)) };
                 }
                 for (r, row_acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: row `r < R`, frame `n < frames` (contract).
                     let weight = _mm512_set1_ps(unsafe { *self.s[r].add(n) });
                     for (a, value) in row_acc.iter_mut().zip(&values) {
                         *a = _mm512_fmadd_ps(weight, *value, *a);
@@ -403,6 +472,7 @@ mod x86 {
             for (r, row_acc) in acc.iter().enumerate() {
                 for (pi, a) in row_acc.iter().enumerate() {
                     let at = r * self.v_stride + pi * LANES;
+                    // SAFETY: output row `r < R`, the lanes of `mask(pi)` only (contract).
                     unsafe { _mm512_mask_storeu_ps(self.o.add(at), mask(pi), *a) };
                 }
             }

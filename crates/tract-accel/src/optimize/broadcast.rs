@@ -7,7 +7,10 @@
 //! run), the feature extractor's conv bias `Add` (`[1, 512, T]` + `[1, 512, 1]`) and its layer
 //! norm's `x - mean` (`[1, 512, T]` − `[1, 1, T]`), 80 ms of a 1.5 s run on 2 threads in all.
 //! `FastBroadcast` computes the same IEEE `a + b` or `a - b` per element, so the logits stay
-//! bit-identical. Written up in `docs/upstream/tract-broadcast-binops-and-norms.md` (1).
+//! bit-identical.
+//!
+//! Upstream report: `docs/upstream/tract-broadcast-binops-and-norms.md` (1). Delete this pass once
+//! a tract release runs these `Add`/`Sub` shapes on its threaded binary ops.
 
 use std::collections::HashMap;
 
@@ -15,6 +18,8 @@ use tract_linalg::multithread::par_chunks_mut;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
+
+use super::AccelOp;
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Arith {
@@ -29,26 +34,14 @@ pub struct FastBroadcast {
     pub full: usize,
 }
 
-impl Op for FastBroadcast {
-    fn name(&self) -> StaticName {
-        "FastBroadcast".into()
+super::tract_op!(FastBroadcast);
+
+impl AccelOp for FastBroadcast {
+    fn describe(&self) -> Vec<String> {
+        vec![format!("{:?}, input {} full", self.arith, self.full)]
     }
 
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("{:?}, input {} full", self.arith, self.full)])
-    }
-
-    fn validation(&self) -> Validation {
-        Validation::Accurate
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastBroadcast {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         ensure!(
             inputs.len() == 2 && self.full < 2,
             "FastBroadcast takes 2 inputs"
@@ -65,14 +58,10 @@ impl EvalOp for FastBroadcast {
         }
         Ok(tvec!(out.into_tvalue()))
     }
-}
 
-impl TypedOp for FastBroadcast {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         Ok(tvec!(f32::fact(inputs[self.full].shape.clone())))
     }
-
-    as_op!();
 }
 
 /// Where each row (the output's last axis) of the broadcast operand starts, and whether it is a

@@ -6,8 +6,10 @@
 //! takes tract's general broadcasting path, ~1.5 ns per element. At 1B that tail (Cast, Mul, Add) was
 //! 0.4 s of a 2.1 s run. `FastDequantize` computes `(acc as f32) * scale [+ addend]` per element: the same IEEE
 //! operations in the same order (cast exact or rounded the same way, one rounded product, one
-//! rounded sum; both commutative), so the logits stay bit-identical. Written up as a ready-to-file
-//! upstream report in `docs/upstream/tract-dequantize-tail.md`.
+//! rounded sum; both commutative), so the logits stay bit-identical.
+//!
+//! Upstream report: `docs/upstream/tract-dequantize-tail.md`. Delete this pass once a tract release
+//! fuses or threads this tail.
 
 use tract_linalg::multithread::par_chunks_mut;
 use tract_onnx::prelude::*;
@@ -15,37 +17,27 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cast::Cast;
 
+use super::AccelOp;
+
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
 pub struct FastDequantize {
     /// A third input of the output's shape is added (the residual connection).
     pub add: bool,
 }
 
-impl Op for FastDequantize {
-    fn name(&self) -> StaticName {
-        "FastDequantize".into()
-    }
+super::tract_op!(FastDequantize);
 
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![if self.add {
+impl AccelOp for FastDequantize {
+    fn describe(&self) -> Vec<String> {
+        vec![if self.add {
             "cast, scale, add"
         } else {
             "cast, scale"
         }
-        .into()])
+        .into()]
     }
 
-    fn validation(&self) -> Validation {
-        Validation::Accurate
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastDequantize {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let addend = if self.add { inputs.pop() } else { None };
         ensure!(inputs.len() == 2, "FastDequantize takes 2 or 3 inputs");
         let scale = inputs.pop().context("scale")?;
@@ -69,18 +61,16 @@ impl EvalOp for FastDequantize {
                 }
             }
         }
-        // Safety: every element now holds the bits of an f32; i32 and f32 have one size and alignment.
+        // SAFETY: the tensor is plain memory (viewed as such above) of i32, which has the size and
+        // alignment of f32; shape and strides stay valid, and every element now holds an f32's
+        // bits (any 32 bits are a valid f32 in any case).
         unsafe { out.set_datum_type(f32::datum_type()) };
         Ok(tvec!(out.into_tvalue()))
     }
-}
 
-impl TypedOp for FastDequantize {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         Ok(tvec!(f32::fact(inputs[0].shape.clone())))
     }
-
-    as_op!();
 }
 
 /// In place: each `i32` becomes the bits of `(acc as f32) * scale (+ addend)`.

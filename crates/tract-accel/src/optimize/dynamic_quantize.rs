@@ -3,8 +3,10 @@
 //!
 //! Why: tract 0.23.9 quantises each activation with `(x / scale).round_ties_even()`, which on baseline
 //! x86_64 (no SSE4.1 in the target) is a libm `rintf` call per value, and finds the range with a
-//! scalar fold: ~7 ns per element, 15% of an MMS int8 run. Written up as a ready-to-file upstream
-//! report (not filed: this machine has no internet) in `docs/upstream/tract-dynamic-quantize-scalar.md`.
+//! scalar fold: ~7 ns per element, 15% of an MMS int8 run.
+//!
+//! Upstream report: `docs/upstream/tract-dynamic-quantize-scalar.md`. Delete this replacement once
+//! a tract release quantises as fast (vectorised rounding and range, on all threads).
 //!
 //! Bit-identity with the op replaced, value by value:
 //! - range: the same `<`/`>` comparisons from the same `(0, 0)` start, per block then across blocks;
@@ -22,32 +24,24 @@ use tract_linalg::multithread::par_chunks_mut;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use super::AccelOp;
+
 /// Elements per block: the unit of threading and of the range reduction.
 const BLOCK_ELEMENTS: usize = 16 * 1024;
 
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
 pub struct FastDynamicQuantizeLinearU8;
 
-impl Op for FastDynamicQuantizeLinearU8 {
-    fn name(&self) -> StaticName {
-        "FastDynamicQuantizeLinearU8".into()
-    }
+super::tract_op!(FastDynamicQuantizeLinearU8);
 
-    fn validation(&self) -> Validation {
-        Validation::Accurate
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastDynamicQuantizeLinearU8 {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+impl AccelOp for FastDynamicQuantizeLinearU8 {
+    fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = inputs[0].cast_to::<f32>()?;
         let xs = input.try_as_plain_ram()?.as_slice::<f32>()?;
         let (min, max) = range(xs)?;
         let (scale, zero_point) = scale_and_zero_point(min, max);
+        // SAFETY: u8 has no drop and every bit pattern is valid; `quantize` writes every value
+        // (the tensor has the input's shape, so as many as `xs`), or fails and it is dropped unread.
         let mut dst = unsafe { Tensor::uninitialized_dt(u8::datum_type(), input.shape())? };
         quantize(
             xs,
@@ -61,10 +55,8 @@ impl EvalOp for FastDynamicQuantizeLinearU8 {
             tensor0(zero_point).into_tvalue()
         ))
     }
-}
 
-impl TypedOp for FastDynamicQuantizeLinearU8 {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let mut quantized = inputs[0].clone();
         quantized.datum_type = u8::datum_type();
         quantized.konst = None;
@@ -75,8 +67,6 @@ impl TypedOp for FastDynamicQuantizeLinearU8 {
             u8::fact([0usize; 0])
         ))
     }
-
-    as_op!();
 }
 
 /// The fold tract runs, `(min, max)` of the values and 0, one block per task.

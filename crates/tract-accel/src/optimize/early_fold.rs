@@ -12,8 +12,12 @@
 //! weight, before `PropConst` gets to it: the chains they replace are gone when it walks the graph.
 //!
 //! The values are the same: integer sums are exact in any order, and the packs are the pack op's own
-//! output (`fold_packs`). `tests/asr_optimize.rs` checks the logits against stock tract bit for bit.
-//! Written up for upstream as the `PropConst` addendum of `docs/upstream/tract-const-fold-weight-sums.md`.
+//! output (`fold_packs`). `crates/tract-accel/tests/bit_identity.rs` checks the logits against stock
+//! tract bit for bit.
+//!
+//! Upstream report: `docs/upstream/tract-const-fold-weight-sums.md` (its `PropConst` addendum).
+//! Delete this pass once a tract release weighs a constant fold against its budget before
+//! evaluating it, or folds these chains itself (then `fold_weight_sums` and `fold_packs` go too).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::format_err;

@@ -8,15 +8,18 @@
 //! frames at a time (stride 1), scattering into the kernel's `PackedI8K4` panels either way. Here each
 //! task fills whole panels in their own order, so writes are sequential; with stride 1 and whole groups
 //! of four taps in a kernel, the four `k` of a lane are four adjacent input bytes, one 32-bit load.
-//! Written up in `docs/upstream/tract-im2col-1d-int8.md`.
 //!
 //! Exactly tract's bytes: the same `PackedI8K4 { r }` layout (`out[(k/4)·r·4 + m·4 + k%4]` per panel
 //! of `r` frames, `k = channel · kernel + tap`), the same zero-filled padding lanes, the same pad value
 //! (the op's second input, else zero), the same batched storage. Unit tests compare the bytes with
-//! tract's op across strides, kernels, padding and groups; `tests/asr_optimize.rs` the logits.
+//! tract's op across strides, kernels, padding and groups; `crates/tract-accel/tests/bit_identity.rs`
+//! the logits.
 //! Left to tract: anything but one spatial axis, `NCHW`/`CHW` data, explicit or no padding, one-byte
 //! values, `PackedI8K4` output (tract's VNNI and ARM64 dot-product kernels; its AVX2 and ARM64 SMLAL
 //! kernels, a Pi 4's, pack `PackedFormat`), batch 1.
+//!
+//! Upstream report: `docs/upstream/tract-im2col-1d-int8.md`. Delete this pass once a tract release
+//! unfolds these patches on all threads, panel by panel.
 
 use tract_linalg::mmm::{EagerPackedInput, MMMInputValue, PackedExoticFact, PackedMatrixStorage};
 use tract_linalg::pack::PackedI8K4;
@@ -27,6 +30,7 @@ use tract_onnx::tract_core::ops::cnn::PaddingSpec;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::tasks::{run_tasks, SharedOut};
+use super::{replace_nodes, AccelOp, Replacement};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FastIm2col {
@@ -44,13 +48,11 @@ pub struct FastIm2col {
     output: TypedFact,
 }
 
-impl Op for FastIm2col {
-    fn name(&self) -> StaticName {
-        "FastIm2col".into()
-    }
+super::tract_op!(FastIm2col);
 
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
+impl AccelOp for FastIm2col {
+    fn describe(&self) -> Vec<String> {
+        vec![format!(
             "groups {} × {} channels, kernel {} stride {} dilation {}, pad {}+{}, {}",
             self.group,
             self.channels_per_group,
@@ -60,16 +62,10 @@ impl Op for FastIm2col {
             self.pad_before,
             self.pad_after,
             self.format
-        )])
+        )]
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastIm2col {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let x = &inputs[0];
         let dt = x.datum_type();
         ensure!(dt.size_of() == 1, "FastIm2col on {dt:?}");
@@ -108,13 +104,16 @@ impl EvalOp for FastIm2col {
         let panels = patches.frames.div_ceil(self.format.r);
         let mut values: TVec<Box<dyn MMMInputValue>> = TVec::with_capacity(self.group);
         for group in 0..self.group {
+            // SAFETY: the alignment is tract's (a power of two, 16); every byte is written by its
+            // panel's task (`Patches::panel`) before the blob is read.
             let mut blob = unsafe {
-                // SAFETY: every byte is written by its panel's task (`Patches::panel`).
                 Blob::new_for_size_and_align(panels * panel_bytes, self.format.alignment())
             };
             let shared = SharedOut::new(blob.as_bytes_mut());
             run_tasks(panels, |panel| {
-                // SAFETY: each task writes its own panel of `out`, which outlives the tasks.
+                // SAFETY: `panel < panels`, so the `panel_bytes` bytes at `panel · panel_bytes` are
+                // inside the blob (`panels × panel_bytes` bytes, borrowed by `shared` until
+                // `run_tasks` returns), and no other task's panel overlaps them.
                 let bytes = unsafe {
                     std::slice::from_raw_parts_mut(
                         shared.get().add(panel * panel_bytes),
@@ -137,14 +136,10 @@ impl EvalOp for FastIm2col {
         let output = PackedMatrixStorage::new_batched(&[1, self.group], values).into_tensor(dt);
         Ok(tvec!(output.into_tvalue()))
     }
-}
 
-impl TypedOp for FastIm2col {
-    fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         Ok(tvec!(self.output.clone()))
     }
-
-    as_op!();
 }
 
 impl FastIm2col {
@@ -255,18 +250,9 @@ impl Patches<'_> {
 
 /// Replaces every `Im2col` of the kind in the module doc. Returns how many.
 pub fn replace_im2cols(model: &mut TypedModel) -> TractResult<usize> {
-    let mut patch = TypedModelPatch::new("threaded 1-D int8 im2col");
-    let mut replaced = 0;
-    for node in model.nodes() {
-        let Some(op) = replacement(model, node)? else {
-            continue;
-        };
-        let taps = patch.taps(model, &node.inputs)?;
-        let wire = patch.wire_node(&node.name, op, &taps)?[0];
-        patch.shunt_outside(model, node.id.into(), wire)?;
-        replaced += 1;
-    }
-    super::commit(patch, model, replaced)
+    replace_nodes(model, "threaded 1-D int8 im2col", |model, node| {
+        Ok(replacement(model, node)?.map(|op| Replacement::new(node, op, &node.inputs)))
+    })
 }
 
 fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<FastIm2col>> {

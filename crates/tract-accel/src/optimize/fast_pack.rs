@@ -6,21 +6,27 @@
 //! (for each `k`, one byte of each of `r` rows) on one thread: 0.57 s of a 2.95 s MMS-1B run on two
 //! threads (674 packs). The layout is `out[(k/4)·r·4 + m·4 + k%4] = src[m, k]` per panel of `r` rows,
 //! zero-padded: when `k` is the contiguous axis each group of four `k` is one 4-byte copy, and panels
-//! are independent. Written up as a ready-to-file upstream report in
-//! `docs/upstream/tract-pack-i8k4-scalar.md`. The same op packs the constant weights that
-//! `fold_packs` folds at load, whose `mn` axis is the contiguous one (ONNX stores `[k, n]`): there
-//! four `k` rows make each feature's 4-byte group.
+//! are independent. The same op packs the constant weights that `fold_packs` folds at load, whose
+//! `mn` axis is the contiguous one (ONNX stores `[k, n]`): there four `k` rows make each feature's
+//! 4-byte group.
 //!
 //! A matrix with neither axis contiguous keeps tract's packer; another format or a non-byte type
 //! keeps tract's op.
+//!
+//! Upstream report: `docs/upstream/tract-pack-i8k4-scalar.md`. Delete this replacement once a tract
+//! release packs `PackedI8K4` as fast (word-wise copies, threaded over panels).
 
-use tract_linalg::mmm::{EagerPackedInput, MMMInputValue, PackedExoticFact, PackedMatrixStorage};
+use tract_linalg::mmm::{
+    EagerPackedInput, MMMInputFormat, MMMInputValue, PackedExoticFact, PackedMatrixStorage,
+};
 use tract_linalg::multithread::par_chunks_mut;
 use tract_linalg::pack::PackedI8K4;
 use tract_onnx::prelude::tract_ndarray::Dimension;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::matmul::pack::{DynPackedExoticFact, OptMatMulPack};
+
+use super::AccelOp;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct FastPackI8K4 {
@@ -68,6 +74,49 @@ pub(super) fn packed_shape<D: DimLike>(input: &[D], k_axis: usize, mn_axis: usiz
     shape.remove(mn_axis.max(k_axis));
     shape.remove(mn_axis.min(k_axis));
     shape
+}
+
+/// The element offset of each matrix of a batch (the input's coordinates with `k` and `mn` at 0),
+/// in the order tract's pack op packs them.
+pub(super) fn batch_offsets(
+    shape: &[usize],
+    strides: &[isize],
+    k_axis: usize,
+    mn_axis: usize,
+) -> Vec<isize> {
+    let mut batch: TVec<usize> = shape.into();
+    batch[k_axis] = 1;
+    batch[mn_axis] = 1;
+    tract_ndarray::indices(&*batch)
+        .into_iter()
+        .map(|coord| {
+            let coord = coord.as_array_view();
+            coord
+                .iter()
+                .zip(strides)
+                .map(|(x, s)| *x as isize * s)
+                .sum()
+        })
+        .collect()
+}
+
+/// The fact of a pack op's output for input `input`: its type, the batch's shape, and the packing
+/// of each matrix by `packers` (one picked at run time, as tract's `ModePicker`, when two).
+pub(super) fn packed_fact(
+    input: &TypedFact,
+    k_axis: usize,
+    mn_axis: usize,
+    packers: Vec<Box<dyn MMMInputFormat>>,
+) -> TypedFact {
+    let exotic = DynPackedExoticFact {
+        k: input.shape[k_axis].clone(),
+        mn: input.shape[mn_axis].clone(),
+        packers,
+    };
+    input
+        .datum_type
+        .fact(packed_shape(&input.shape, k_axis, mn_axis))
+        .with_exotic_fact(exotic)
 }
 
 /// The bytes of each packed matrix of a pack op's output, for comparing packers in tests.
@@ -198,7 +247,8 @@ impl FastPackI8K4 {
         let r = self.packer.r;
         let panel_bytes = k.div_ceil(4) * 4 * r;
         let panels = mn.div_ceil(r);
-        // SAFETY: every byte is written below (zeroed, then the values copied over).
+        // SAFETY: tract's alignment (a power of two); every byte is written below (each panel zeroed,
+        // then its values copied over) before the blob is read.
         let mut blob =
             unsafe { Blob::new_for_size_and_align(panels * panel_bytes, self.packer.alignment()) };
         par_chunks_mut(
@@ -226,42 +276,25 @@ impl FastPackI8K4 {
     }
 }
 
-impl Op for FastPackI8K4 {
-    fn name(&self) -> StaticName {
-        "FastPackI8K4".into()
-    }
+super::tract_op!(FastPackI8K4);
 
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
+impl AccelOp for FastPackI8K4 {
+    fn describe(&self) -> Vec<String> {
+        vec![format!(
             "{}. k axis: {}, mn axis: {}",
             self.packer, self.k_axis, self.mn_axis
-        )])
+        )]
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastPackI8K4 {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
         let shape = input.shape();
         let strides = input.strides();
         let (k, mn) = (shape[self.k_axis], shape[self.mn_axis]);
         let output_shape = self.output_shape(shape);
-        let mut batch: TVec<usize> = shape.into();
-        batch[self.k_axis] = 1;
-        batch[self.mn_axis] = 1;
         let mut values: TVec<Box<dyn MMMInputValue>> =
             TVec::with_capacity(output_shape.iter().product());
-        for coord in tract_ndarray::indices(&*batch) {
-            let offset: isize = coord
-                .as_array_view()
-                .iter()
-                .zip(strides)
-                .map(|(x, s)| *x as isize * s)
-                .sum();
+        for offset in batch_offsets(shape, strides, self.k_axis, self.mn_axis) {
             let (k_stride, mn_stride) = (strides[self.k_axis], strides[self.mn_axis]);
             let forward = offset >= 0 && k_stride >= 0 && mn_stride >= 0;
             values.push(if forward && (k_stride == 1 || k <= 1) {
@@ -271,8 +304,10 @@ impl EvalOp for FastPackI8K4 {
                 let bytes = input.as_bytes();
                 self.pack_contiguous_mn(bytes, offset as usize, k, mn, k_stride as usize)?
             } else {
-                // SAFETY: the view is the input's own bytes with its own shape and strides, at
-                // the batch offset tract's op uses.
+                // SAFETY: the view is the input's own bytes with its own shape and strides, at the
+                // offset of a batch coordinate inside the shape (`k` and `mn` at 0): the elements
+                // the packer reads along `k` and `mn` from there are the input's. tract's op builds
+                // the same view.
                 let view = unsafe { TensorView::from_bytes(&input, offset, shape, strides) };
                 self.packer.pack_view(&view, self.k_axis, self.mn_axis)?
             });
@@ -281,22 +316,16 @@ impl EvalOp for FastPackI8K4 {
             PackedMatrixStorage::new_batched(&output_shape, values).into_tensor(input.datum_type());
         Ok(tvec!(packed.into_tvalue()))
     }
-}
 
-impl TypedOp for FastPackI8K4 {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let exotic = DynPackedExoticFact {
-            k: inputs[0].shape[self.k_axis].clone(),
-            mn: inputs[0].shape[self.mn_axis].clone(),
-            packers: vec![Box::new(self.packer.clone())],
-        };
-        Ok(tvec!(inputs[0]
-            .datum_type
-            .fact(self.output_shape(&inputs[0].shape))
-            .with_exotic_fact(exotic)))
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let packers = vec![Box::new(self.packer.clone()) as _];
+        Ok(tvec!(packed_fact(
+            inputs[0],
+            self.k_axis,
+            self.mn_axis,
+            packers
+        )))
     }
-
-    as_op!();
 }
 
 #[cfg(test)]
@@ -338,6 +367,8 @@ mod tests {
                     mn_axis,
                 };
                 let mut tracts = Vec::new();
+                // Offsets computed here as tract's op does, not by `batch_offsets`: the reference
+                // stays independent of the code under test.
                 let mut batch = shape.clone();
                 batch[k_axis] = 1;
                 batch[mn_axis] = 1;
@@ -348,6 +379,8 @@ mod tests {
                         .zip(input.strides())
                         .map(|(x, s)| *x as isize * s)
                         .sum();
+                    // SAFETY: as in `eval`: a batch coordinate's offset, the input's own shape and
+                    // strides.
                     let view = unsafe {
                         TensorView::from_bytes(&input, offset, input.shape(), input.strides())
                     };

@@ -9,22 +9,24 @@
 //! are independent matrices, packed on all threads. tract packs a batch's matrices one after the
 //! other, each too small for its own threading: attention's other packs (`k` contiguous, where
 //! tract's own packer is fast) took 39 ms a run; they are run by tract's packer, one matrix per
-//! thread. Written up in `docs/upstream/tract-pack-f32-wide-panels.md`.
+//! thread.
 //!
 //! Anything else (another format, a single matrix with a strided `mn`, a non-f32 type) keeps
 //! tract's op.
+//!
+//! Upstream report: `docs/upstream/tract-pack-f32-wide-panels.md`. Delete this replacement once a
+//! tract release copies whole rows for 64-row panels and packs a batch's matrices in parallel.
 
 use tract_linalg::mmm::{
     EagerPackedInput, MMMInputFormat, MMMInputValue, PackedExoticFact, PackedMatrixStorage,
 };
 use tract_linalg::multithread::par_chunks_mut;
 use tract_linalg::pack::PackedFormat;
-use tract_onnx::prelude::tract_ndarray::Dimension;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 
-use super::fast_pack::{packed_shape, PackNode};
+use super::fast_pack::{batch_offsets, packed_fact, packed_shape, PackNode};
+use super::AccelOp;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct FastPackF32 {
@@ -95,17 +97,29 @@ fn pack_contiguous_mn(
         mn == 0 || k == 0 || offset + (k - 1) * k_stride + mn <= src.len(),
         "packing past the end of the input"
     );
-    // SAFETY: every byte is written below (zeroed, then the values copied over).
-    let mut blob =
-        unsafe { Blob::new_for_size_and_align(panels * panel_len * 4, packer.alignment_bytes) };
-    // SAFETY: the blob is aligned for f32 (alignment_bytes is a multiple of 4) and sized in f32s.
-    let out = unsafe {
-        std::slice::from_raw_parts_mut(
-            blob.as_bytes_mut().as_mut_ptr() as *mut f32,
-            panels * panel_len,
-        )
+    let len = panels * panel_len;
+    // SAFETY: tract's alignment (a power of two); every byte is zeroed just below before anything
+    // reads it.
+    let mut blob = unsafe { Blob::new_for_size_and_align(len * 4, packer.alignment_bytes) };
+    let bytes = blob.as_bytes_mut();
+    // Zeroed as bytes (0.0 is all zero bits), so the f32 view below is of initialised memory.
+    bytes.fill(0);
+    // An empty blob has no allocation (its slice's pointer is dangling, aligned for bytes only).
+    let out: &mut [f32] = if len == 0 {
+        &mut []
+    } else {
+        let ptr = bytes.as_mut_ptr().cast::<f32>();
+        ensure!(
+            ptr.is_aligned() && bytes.len() == len * 4,
+            "f32 panels in a blob aligned to {} bytes",
+            packer.alignment_bytes
+        );
+        // SAFETY: `ptr` is non-null (an allocation of `len · 4 > 0` bytes) and aligned for f32
+        // (checked), the blob's `len · 4` bytes are `len` initialised f32s (zeroed above, and any
+        // bits are a valid f32), and `bytes`, whose borrow of the blob this takes over, is not
+        // used again.
+        unsafe { std::slice::from_raw_parts_mut(ptr, len) }
     };
-    out.fill(0.0);
     for (p, panel) in out.chunks_exact_mut(panel_len.max(1)).enumerate() {
         let m0 = p * r;
         let width = r.min(mn - m0);
@@ -126,25 +140,17 @@ fn pack_contiguous_mn(
     }))
 }
 
-impl Op for FastPackF32 {
-    fn name(&self) -> StaticName {
-        "FastPackF32".into()
-    }
+super::tract_op!(FastPackF32);
 
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
+impl AccelOp for FastPackF32 {
+    fn describe(&self) -> Vec<String> {
+        vec![format!(
             "{:?}. k axis: {}, mn axis: {}",
             self.packers, self.k_axis, self.mn_axis
-        )])
+        )]
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastPackF32 {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
         let shape = input.shape();
         let strides = input.strides();
@@ -156,20 +162,7 @@ impl EvalOp for FastPackF32 {
             0
         }];
         let output_shape = self.output_shape(shape);
-        let mut batch: TVec<usize> = shape.into();
-        batch[self.k_axis] = 1;
-        batch[self.mn_axis] = 1;
-        let offsets: Vec<isize> = tract_ndarray::indices(&*batch)
-            .into_iter()
-            .map(|coord| {
-                let coord = coord.as_array_view();
-                coord
-                    .iter()
-                    .zip(strides)
-                    .map(|(x, s)| *x as isize * s)
-                    .sum()
-            })
-            .collect();
+        let offsets = batch_offsets(shape, strides, self.k_axis, self.mn_axis);
         let (k_stride, mn_stride) = (strides[self.k_axis], strides[self.mn_axis]);
         let copies =
             (mn_stride == 1 || mn <= 1) && k_stride >= 0 && offsets.iter().all(|&o| o >= 0);
@@ -184,8 +177,10 @@ impl EvalOp for FastPackF32 {
                 *slot = Some(if copies {
                     pack_contiguous_mn(packer, src, offset as usize, k, mn, k_stride as usize)?
                 } else {
-                    // SAFETY: the view is the input's own bytes with its own shape and strides,
-                    // at the batch offset tract's op uses.
+                    // SAFETY: the view is the input's own bytes with its own shape and strides, at
+                    // the byte offset of a batch coordinate inside the shape (`k` and `mn` at 0):
+                    // the elements the packer reads along `k` and `mn` from there are the
+                    // input's. tract's op builds the same view.
                     let view =
                         unsafe { TensorView::from_bytes(&input, offset * 4, shape, strides) };
                     packer.prepare_one_view(&view, self.k_axis, self.mn_axis)?
@@ -198,32 +193,41 @@ impl EvalOp for FastPackF32 {
             PackedMatrixStorage::new_batched(&output_shape, values).into_tensor(input.datum_type());
         Ok(tvec!(packed.into_tvalue()))
     }
-}
 
-impl TypedOp for FastPackF32 {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let exotic = DynPackedExoticFact {
-            k: inputs[0].shape[self.k_axis].clone(),
-            mn: inputs[0].shape[self.mn_axis].clone(),
-            packers: self
-                .packers
-                .iter()
-                .map(|p| Box::new(p.clone()) as _)
-                .collect(),
-        };
-        Ok(tvec!(inputs[0]
-            .datum_type
-            .fact(self.output_shape(&inputs[0].shape))
-            .with_exotic_fact(exotic)))
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let packers = self.packers.iter().map(|p| Box::new(p.clone()) as _);
+        Ok(tvec!(packed_fact(
+            inputs[0],
+            self.k_axis,
+            self.mn_axis,
+            packers.collect()
+        )))
     }
-
-    as_op!();
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::fast_pack::packed_bytes;
     use super::*;
+    use tract_onnx::prelude::tract_ndarray::Dimension;
+
+    /// An empty matrix (`mn` = 0) packs to no bytes. The copying path once built its f32 slice on
+    /// the empty blob's dangling, byte-aligned pointer: undefined behaviour (an abort in debug).
+    #[test]
+    fn packs_an_empty_matrix() {
+        let fast = FastPackF32 {
+            packers: vec![PackedFormat::new(f32::datum_type(), 64, 256)],
+            k_axis: 0,
+            mn_axis: 1,
+        };
+        for shape in [[5usize, 0], [0, 0]] {
+            let input = Tensor::from_shape::<f32>(&shape, &[]).unwrap();
+            let got = fast
+                .eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue()))
+                .unwrap();
+            assert_eq!(packed_bytes(&got[0]), [Vec::<u8>::new()], "{shape:?}");
+        }
+    }
 
     /// Against tract's own packer (which zero-fills its padding in debug builds, as tests are),
     /// byte for byte: attention's layout and others, whole and partial panels, 1 and 2 threads.
@@ -276,6 +280,8 @@ mod tests {
                                     .zip(input.strides())
                                     .map(|(x, s)| *x as isize * s * 4)
                                     .sum();
+                                // SAFETY: as in `eval`: a batch coordinate's byte offset, the
+                                // input's own shape and strides.
                                 let view = unsafe {
                                     TensorView::from_bytes(&input, offset, shape, input.strides())
                                 };

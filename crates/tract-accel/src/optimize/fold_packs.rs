@@ -5,11 +5,15 @@
 //! the weight) exceeds `CONST_FOLD_MEM_BUDGET` (4 MiB). At MMS-1B both feed-forward projections of
 //! every layer (1280 × 5120 int8: 6.25 MiB) and the positional convolution's weight are then packed
 //! again at every inference: 96 weight packs of 6.5 MB per run, through tract's scalar byte gather.
-//! The same cause as `fold_weight_sums`; written up in `docs/upstream/tract-const-fold-weight-sums.md`.
+//! The same cause as `fold_weight_sums`.
 //!
 //! The fold evaluates the very ops the plan would have run (the chain, then the pack op) on the very
 //! constant, once, and keeps the result as a constant with the pack's own fact: the matmul receives
-//! the same packed bytes as before, so the logits are bit-identical (`tests/asr_optimize.rs`).
+//! the same packed bytes as before, so the logits are bit-identical
+//! (`crates/tract-accel/tests/bit_identity.rs`).
+//!
+//! Upstream report: `docs/upstream/tract-const-fold-weight-sums.md`. Delete this pass once a tract
+//! release packs constant weights at codegen whatever the size of the intermediates.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::EvalOp;
@@ -18,22 +22,22 @@ use tract_onnx::tract_core::ops::matmul::pack::OptMatMulPack;
 
 use super::fast_pack::FastPackI8K4;
 use super::fold_weight_sums::{constant_chain, eval_chain};
+use super::{replace_nodes, Replacement};
 
 /// Replaces every pack fed (through single-input ops) by a constant with its packed value. Returns
 /// how many.
 pub fn fold_constant_packs(model: &mut TypedModel) -> TractResult<usize> {
-    let mut patch = TypedModelPatch::new("pack constant weights once");
-    let mut folded = 0;
-    for node in model.nodes() {
+    // Dropping the unreachable drops the unpacked weights and the ops between them and the pack.
+    replace_nodes(model, "pack constant weights once", |model, node| {
         let is_pack = node.op_is::<OptMatMulPack>() || node.op_is::<FastPackI8K4>();
         if !is_pack || node.inputs.len() != 1 || node.outputs.len() != 1 {
-            continue;
+            return Ok(None);
         }
         let Some(exotic) = node.outputs[0].fact.exotic_fact.clone() else {
-            continue;
+            return Ok(None);
         };
         let Some((source, chain)) = constant_chain(model, node)? else {
-            continue;
+            return Ok(None);
         };
         // tract's own pack op is a scalar byte gather (`fast_pack`); ours gives the same bytes.
         let fast = if node.op_is::<OptMatMulPack>() {
@@ -41,25 +45,18 @@ pub fn fold_constant_packs(model: &mut TypedModel) -> TractResult<usize> {
         } else {
             None
         };
-        let mut value = match &fast {
+        let value = match &fast {
             Some(fast) => match eval_chain(model, source, &chain[1..])? {
-                Some(unpacked) => match fast.eval_out_of_plan(unpacked)? {
-                    Some(packed) => packed,
-                    None => continue,
-                },
-                None => continue,
+                Some(unpacked) => fast.eval_out_of_plan(unpacked)?,
+                None => None,
             },
-            None => match eval_chain(model, source, &chain)? {
-                Some(value) => value,
-                None => continue,
-            },
+            None => eval_chain(model, source, &chain)?,
+        };
+        let Some(mut value) = value else {
+            return Ok(None);
         };
         let packed = value.remove(0).into_arc_tensor();
         let konst = Const::new_with_exotic_fact(packed, exotic)?;
-        let wire = patch.wire_node(&node.name, konst, &[])?[0];
-        patch.shunt_outside(model, node.id.into(), wire)?;
-        folded += 1;
-    }
-    // Dropping the unreachable drops the unpacked weights and the ops between them and the pack.
-    super::commit(patch, model, folded)
+        Ok(Some(Replacement::new(node, konst, &[])))
+    })
 }

@@ -6,32 +6,36 @@
 //! intermediate `Cast<i32>(B)` is four times the weight and exceeds `CONST_FOLD_MEM_BUDGET` (4 MiB,
 //! since 0.23.5). The sums are then recomputed at every inference: 46% of an MMS-300M int8 run. The
 //! reduction's *output* is small (one value per column), so folding the whole chain at once is always
-//! a good trade. Written up as a ready-to-file upstream report (not filed: this machine has no
-//! internet) in `docs/upstream/tract-const-fold-weight-sums.md`.
+//! a good trade.
 //!
 //! The fold evaluates the very ops the plan would have run, on the very constant, once: the result is
-//! bit-identical by construction (checked against the unmodified model in `tests/asr_optimize.rs`).
+//! bit-identical by construction (checked against the unmodified model in
+//! `crates/tract-accel/tests/bit_identity.rs`).
+//!
+//! Upstream report: `docs/upstream/tract-const-fold-weight-sums.md`. Delete this pass once a tract
+//! release folds these reductions of constant weights itself.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::nn::{Reduce, Reducer};
 
+use super::{replace_nodes, Replacement};
+
 /// Folds every `Reduce` fed, through single-input ops, by a constant; then keeps folding forward
 /// through single-input successors while the value does not grow. Returns how many reductions were
 /// folded. Run after `into_optimized` (the chains only exist once the einsums are dequantised).
 pub fn fold_weight_sums(model: &mut TypedModel) -> TractResult<usize> {
-    let mut patch = TypedModelPatch::new("fold constant reductions");
-    let mut folded = 0;
-    for node in model.nodes() {
+    // Dropping the unreachable drops the casts and reductions (and their i32 copies' producers).
+    replace_nodes(model, "fold constant reductions", |model, node| {
         if !node.op_is::<Reduce>() || node.inputs.len() != 1 {
-            continue;
+            return Ok(None);
         }
         let Some((source, chain)) = constant_chain(model, node)? else {
-            continue;
+            return Ok(None);
         };
         let Some(mut value) = eval_chain(model, source, &chain)? else {
-            continue;
+            return Ok(None);
         };
         // Forward: the reduction is usually followed by axis fix-ups; fold them too while the
         // value stays no larger (never turn a small constant into a big one).
@@ -51,12 +55,8 @@ pub fn fold_weight_sums(model: &mut TypedModel) -> TractResult<usize> {
             last = succ;
         }
         let tensor = value.remove(0).into_arc_tensor();
-        let wire = patch.wire_node(&last.name, Const::new(tensor)?, &[])?[0];
-        patch.shunt_outside(model, last.id.into(), wire)?;
-        folded += 1;
-    }
-    // Dropping the unreachable drops the casts and reductions (and their i32 copies' producers).
-    super::commit(patch, model, folded)
+        Ok(Some(Replacement::new(last, Const::new(tensor)?, &[])))
+    })
 }
 
 /// Runs `chain` (nearest-to-output first) on `source`; `None` if an op cannot run outside a plan.

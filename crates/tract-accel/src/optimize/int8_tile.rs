@@ -15,7 +15,10 @@
 //! Mechanism: tract's `TRACT_AVX512_FMA_UNITS` knob, set through its public API. It is process-wide
 //! and tract reads it once, at the first int8 kernel selection of the process. A user who set the
 //! environment variable keeps their choice. Both tiles accumulate in exact i32 arithmetic, so the
-//! choice changes speed, never the logits. Written up in `docs/upstream/tract-vnni-tile-zen4.md`.
+//! choice changes speed, never the logits.
+//!
+//! Upstream report: `docs/upstream/tract-vnni-tile-zen4.md`. Delete this once a tract release picks
+//! the 16×16 tile on Zen 4 by itself (or measures the choice per core).
 
 /// Asks tract for the 16×16 VNNI tile where it was measured faster (AMD with AVX-512 VNNI) and the
 /// user has not chosen. Returns whether it did. Call before the first model is optimised.
@@ -42,8 +45,11 @@ pub fn prefer_wide_int8_tile() -> bool {
 /// Whether this CPU reports AMD's vendor string ("AuthenticAMD", CPUID leaf 0).
 #[cfg(target_arch = "x86_64")]
 pub fn is_amd() -> bool {
-    // CPUID exists on every x86_64 CPU; leaf 0 returns the vendor string in EBX, EDX, ECX.
+    // Older toolchains declare `__cpuid` unsafe, newer ones safe: hence the `allow`.
     #[allow(unused_unsafe)]
+    // SAFETY: CPUID is part of the x86-64 baseline, so the instruction exists on every CPU this
+    // code runs on, and leaf 0 (the highest leaf and the vendor string, in EBX, EDX, ECX) is
+    // defined on all of them. It only writes registers.
     let leaf = unsafe { std::arch::x86_64::__cpuid(0) };
     let mut vendor = [0u8; 12];
     vendor[..4].copy_from_slice(&leaf.ebx.to_le_bytes());

@@ -7,8 +7,10 @@
 //! layer (`[1, T, 1280]` at 1B): ~85 ms of a 1.4 s MMS-1B run. `FastLayerNorm` does each row's
 //! sum, mean, subtraction and normalisation back to back, rows across threads, calling the same
 //! tract-linalg kernels for the sum (`Func::ReduceSum`) and the normalisation (`rms_norm_f32`), and
-//! the same IEEE product and difference in between, so the logits stay bit-identical. Written up in
-//! `docs/upstream/tract-broadcast-binops-and-norms.md` (3).
+//! the same IEEE product and difference in between, so the logits stay bit-identical.
+//!
+//! Upstream report: `docs/upstream/tract-broadcast-binops-and-norms.md` (3). Delete this pass once a
+//! tract release runs a last-axis layer norm as one threaded pass.
 
 use tract_linalg::multithread::par_chunks_mut;
 use tract_linalg::routines::Func;
@@ -16,6 +18,8 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::{OptBinByScalar, TypedBinOp};
 use tract_onnx::tract_core::ops::nn::{Reduce, Reducer, RmsNorm};
+
+use super::{replace_nodes, AccelOp, Replacement};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct FastLayerNorm {
@@ -33,29 +37,17 @@ impl std::hash::Hash for FastLayerNorm {
 
 impl Eq for FastLayerNorm {}
 
-impl Op for FastLayerNorm {
-    fn name(&self) -> StaticName {
-        "FastLayerNorm".into()
-    }
+super::tract_op!(FastLayerNorm);
 
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
+impl AccelOp for FastLayerNorm {
+    fn describe(&self) -> Vec<String> {
+        vec![format!(
             "mean = sum * {:e}, eps {:e}",
             self.mean_scale, self.eps
-        )])
+        )]
     }
 
-    fn validation(&self) -> Validation {
-        Validation::Accurate
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastLayerNorm {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         ensure!(inputs.len() == 1, "FastLayerNorm takes 1 input");
         // The input is the residual stream, read again later: tract's Sub copied it too.
         let mut x = inputs.remove(0).into_tensor();
@@ -66,14 +58,10 @@ impl EvalOp for FastLayerNorm {
         }
         Ok(tvec!(x.into_tvalue()))
     }
-}
 
-impl TypedOp for FastLayerNorm {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         Ok(tvec!(f32::fact(inputs[0].shape.clone())))
     }
-
-    as_op!();
 }
 
 /// Each `row_len` row of `data`: `x - sum(x) * mean_scale`, then tract's RMS normalisation.
@@ -101,18 +89,9 @@ pub fn layer_norm_rows(data: &mut [f32], row_len: usize, op: &FastLayerNorm) -> 
 /// Replaces `RmsNorm(x - Reduce<Sum>(x) * c)` over the last axis, f32, where nothing else reads
 /// the sum, the mean or the difference. Returns how many.
 pub fn fuse_layer_norms(model: &mut TypedModel) -> TractResult<usize> {
-    let mut patch = TypedModelPatch::new("fused layer norm");
-    let mut fused = 0;
-    for node in model.nodes() {
-        let Some((x, op)) = matching(model, node)? else {
-            continue;
-        };
-        let tap = patch.tap_model(model, x)?;
-        let wire = patch.wire_node(&node.name, op, &[tap])?[0];
-        patch.shunt_outside(model, node.id.into(), wire)?;
-        fused += 1;
-    }
-    super::commit(patch, model, fused)
+    replace_nodes(model, "fused layer norm", |model, node| {
+        Ok(matching(model, node)?.map(|(x, op)| Replacement::new(node, op, &[x])))
+    })
 }
 
 /// The node feeding `node`'s input `slot`, if `node` is its only reader and it is not a model
@@ -129,7 +108,27 @@ pub(super) fn sole_producer<'m>(
     (only_reader && !is_output).then_some(producer)
 }
 
-pub(super) fn scalar_f32(model: &TypedModel, outlet: OutletId) -> Option<f32> {
+/// `node` as a plain `Mul` (no output type override) of two inputs, one of them a scalar f32
+/// constant: the other input's slot and the constant, in either operand order (IEEE products
+/// commute).
+pub(super) fn product_by_constant(model: &TypedModel, node: &TypedNode) -> Option<(usize, f32)> {
+    let is_mul = node
+        .op_as::<TypedBinOp>()
+        .is_some_and(|op| op.0.name() == "Mul" && op.1.is_none());
+    if !is_mul || node.inputs.len() != 2 {
+        return None;
+    }
+    match (
+        scalar_f32(model, node.inputs[0]),
+        scalar_f32(model, node.inputs[1]),
+    ) {
+        (None, Some(c)) => Some((0, c)),
+        (Some(c), None) => Some((1, c)),
+        _ => None,
+    }
+}
+
+fn scalar_f32(model: &TypedModel, outlet: OutletId) -> Option<f32> {
     let konst = model.outlet_fact(outlet).ok()?.konst.clone()?;
     if konst.len() != 1 || konst.datum_type() != f32::datum_type() {
         return None;
@@ -168,19 +167,8 @@ fn matching(
     let Some(mul) = sole_producer(model, sub, 1) else {
         return Ok(None);
     };
-    let is_mul = mul
-        .op_as::<TypedBinOp>()
-        .is_some_and(|op| op.0.name() == "Mul" && op.1.is_none());
-    if !is_mul || mul.inputs.len() != 2 {
+    let Some((sum_slot, mean_scale)) = product_by_constant(model, mul) else {
         return Ok(None);
-    }
-    let (sum_slot, mean_scale) = match (
-        scalar_f32(model, mul.inputs[0]),
-        scalar_f32(model, mul.inputs[1]),
-    ) {
-        (None, Some(c)) => (0, c),
-        (Some(c), None) => (1, c),
-        _ => return Ok(None),
     };
     let Some(reduce) = sole_producer(model, mul, sum_slot) else {
         return Ok(None);

@@ -1,18 +1,37 @@
-//! Our passes over tract's model, for the int8 (dynamically quantised) exports: the split into
-//! segments before tract's optimiser (`segments`), grouped int8 convolutions cut into one per group
-//! before its codegen (`split_group_conv`), the weight folds inside that codegen (`early_fold`), then,
-//! on each optimised segment: folding constant
-//! weight sums, a vectorised `DynamicQuantizeLinear`, threaded activation packers (int8 and f32), a
-//! fused dequantisation after each int8 matmul, threaded broadcast `Add`/`Sub`, an in-place
-//! inner-axis `RmsNorm`, fused layer norms and, last, the int8 projections on our own AVX-512 VNNI
-//! kernel (`vnni_matmul`); and, before any of it, the choice of tract's int8 tile (`int8_tile`).
-//! Each self-attention becomes one op before codegen (`attention`); 1-D int8 convolutions unfold
-//! their patches on all threads (`fast_im2col`).
+//! Our passes over tract's model, for the int8 (dynamically quantised) exports, and the ops and
+//! kernels they put in it. Each pass fixes one thing stock tract 0.23.9 does slowly, keeps the
+//! logits bit-identical to the unmodified model (`crates/tract-accel/tests/bit_identity.rs` checks
+//! each pass alone, and all together, against no pass), and is written up in an upstream report in
+//! `docs/upstream/` (named in its module doc): delete the pass once a tract release fixes the cause.
 //!
-//! Each pass fixes one thing stock tract 0.23.9 does slowly and keeps the logits bit-identical to
-//! the unmodified model (`tests/asr_optimize.rs` checks each pass alone against no pass). Each is
-//! written up as a ready-to-file upstream report in `docs/upstream/` (not filed from here: no
-//! internet on the development machine); drop a pass once tract fixes the cause.
+//! The passes, in the order a load runs them ([`Passes`] switches each):
+//!
+//! 1. `int8_tile`: before the first model is optimised, asks tract for its 16×16 VNNI tile on AMD
+//!    (process-wide).
+//! 2. `segments`: cuts the encoder into segments of about a layer, optimised in parallel and run as
+//!    a chain (`crate::chain`). Each segment then goes through the rest.
+//! 3. `rank_fix`, before `declutter`: each einsum takes its 2-D constant weight without the unit
+//!    axis tract-onnx adds to it.
+//! 4. `split_group_conv`, before codegen: each grouped int8 convolution becomes one per group.
+//! 5. `attention`, before codegen: each self-attention becomes one op (`FusedAttention`, on
+//!    `attention_kernel`).
+//! 6. `early_fold`, inside codegen, in each of its rounds: `fold_weight_sums` and `fold_packs` ahead
+//!    of tract's constant propagation.
+//! 7. `fold_weight_sums`, on the optimised segment ([`apply`], as are the rest): constant weight
+//!    sums folded into constants.
+//! 8. `dynamic_quantize`: tract's `DynamicQuantizeLinearU8` replaced by a vectorised, threaded one.
+//! 9. `fast_pack` and `fast_pack_f32`: threaded activation packers (int8 word-wise, f32 row copies).
+//! 10. `fast_im2col`: 1-D int8 convolutions' patches unfolded on all threads.
+//! 11. `dequantize`: each int8 matmul's `Cast → Mul [→ Add]` tail as one threaded op.
+//! 12. `broadcast`: the f32 `Add`/`Sub` left on tract's broadcasting path, threaded.
+//! 13. `rms_norm`: `RmsNorm` over a non-last axis, threaded and in place.
+//! 14. `layer_norm`: each last-axis layer norm as one threaded pass.
+//! 15. `fold_packs`: the constant weight packs still in the plan, folded.
+//! 16. `vnni_matmul`: the int8 projections on our AVX-512 VNNI kernel (`vnni_kernel`).
+//!
+//! Shared by them: `replace_nodes`, the loop of the passes that put one op in place of one node;
+//! `AccelOp` with `tract_op!`, the skeleton of tract's op traits for our ops; `tasks`, the task
+//! fan-out of our kernels.
 
 mod attention;
 mod attention_kernel;
@@ -255,11 +274,9 @@ pub fn apply(model: &mut TypedModel, passes: Passes) -> TractResult<Applied> {
 const TRACT_DYNAMIC_QUANTIZE: &str = "DynamicQuantizeLinearU8";
 
 fn replace_dynamic_quantize(model: &mut TypedModel) -> TractResult<usize> {
-    let mut patch = TypedModelPatch::new("vectorised DynamicQuantizeLinear");
-    let mut replaced = 0;
-    for node in model.nodes() {
+    replace_nodes(model, "vectorised DynamicQuantizeLinear", |model, node| {
         if node.op.name() != TRACT_DYNAMIC_QUANTIZE || node.inputs.len() != 1 {
-            continue;
+            return Ok(None);
         }
         let input = model.outlet_fact(node.inputs[0])?;
         let outputs: Vec<DatumType> = node.outputs.iter().map(|o| o.fact.datum_type).collect();
@@ -268,30 +285,77 @@ fn replace_dynamic_quantize(model: &mut TypedModel) -> TractResult<usize> {
                 && outputs == [u8::datum_type(), f32::datum_type(), u8::datum_type()],
             "{node}: not the DynamicQuantizeLinear contract this replacement implements"
         );
-        let taps = patch.taps(model, &node.inputs)?;
-        let wires = patch.wire_node(&node.name, FastDynamicQuantizeLinearU8, &taps)?;
-        for (slot, wire) in wires.into_iter().enumerate() {
-            patch.shunt_outside(model, OutletId::new(node.id, slot), wire)?;
-        }
-        replaced += 1;
-    }
-    commit(patch, model, replaced)
+        Ok(Some(Replacement::new(
+            node,
+            FastDynamicQuantizeLinearU8,
+            &node.inputs,
+        )))
+    })
 }
 
 fn replace_packs(model: &mut TypedModel) -> TractResult<usize> {
-    let mut patch = TypedModelPatch::new("threaded int8 packing");
-    let mut replaced = 0;
-    for node in model.nodes() {
+    replace_nodes(model, "threaded int8 packing", |model, node| {
         let op: Box<dyn TypedOp> = if let Some(op) = FastPackI8K4::replacing(model, node)? {
             Box::new(op)
         } else if let Some(op) = FastPackF32::replacing(model, node)? {
             Box::new(op)
         } else {
+            return Ok(None);
+        };
+        Ok(Some(Replacement::new(node, op, &node.inputs)))
+    })
+}
+
+/// One op in place of one node, as a pass's matcher finds it (see [`replace_nodes`]).
+pub(crate) struct Replacement {
+    /// The node replaced: the new node takes its name, and its outputs, slot by slot.
+    replaces: usize,
+    op: Box<dyn TypedOp>,
+    /// The new node's inputs, outlets of the model.
+    inputs: TVec<OutletId>,
+}
+
+impl Replacement {
+    /// `op`, reading `inputs`, in place of `node`.
+    pub fn new(
+        node: &TypedNode,
+        op: impl Into<Box<dyn TypedOp>>,
+        inputs: &[OutletId],
+    ) -> Replacement {
+        Replacement {
+            replaces: node.id,
+            op: op.into(),
+            inputs: inputs.into(),
+        }
+    }
+}
+
+/// The loop of a pass that puts one op in place of one node, wherever its pattern matches: walks
+/// `model`'s nodes in order, asks `matching` for each node's replacement (a `Replacement` of this
+/// node or of another one the pattern ends at), wires each into one patch named `name` (the new
+/// node reading its inputs from the model, its outputs taking over the replaced node's), commits
+/// the patch ([`commit`]) and returns how many nodes were replaced.
+pub(crate) fn replace_nodes(
+    model: &mut TypedModel,
+    name: &str,
+    mut matching: impl FnMut(&TypedModel, &TypedNode) -> TractResult<Option<Replacement>>,
+) -> TractResult<usize> {
+    let mut patch = TypedModelPatch::new(name);
+    let mut replaced = 0;
+    for node in model.nodes() {
+        let Some(Replacement {
+            replaces,
+            op,
+            inputs,
+        }) = matching(model, node)?
+        else {
             continue;
         };
-        let taps = patch.taps(model, &node.inputs)?;
-        let wire = patch.wire_node(&node.name, op, &taps)?[0];
-        patch.shunt_outside(model, node.id.into(), wire)?;
+        let taps = patch.taps(model, &inputs)?;
+        let wires = patch.wire_node(&model.node(replaces).name, op, &taps)?;
+        for (slot, wire) in wires.into_iter().enumerate() {
+            patch.shunt_outside(model, OutletId::new(replaces, slot), wire)?;
+        }
         replaced += 1;
     }
     commit(patch, model, replaced)
@@ -310,6 +374,84 @@ pub(crate) fn commit(
     }
     Ok(changes)
 }
+
+/// What differs between our ops; `tract_op!` turns it into tract's `Op`, `EvalOp` and `TypedOp`.
+/// Our ops are named after their type, are pure functions of their inputs (no state, the
+/// evaluation context unread, so they evaluate out of a plan too: constant folding, tests), and
+/// validate accurately (tract's default).
+pub(crate) trait AccelOp {
+    /// One-line hints for model dumps (tract's `Op::info`).
+    fn describe(&self) -> Vec<String> {
+        vec![]
+    }
+
+    /// The outputs for `inputs` (tract's `EvalOp::eval`).
+    fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>>;
+
+    /// The output facts for input facts `inputs` (tract's `TypedOp::output_facts`).
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>>;
+}
+
+/// tract's `Op`, `EvalOp` and `TypedOp` for `$op`, an [`AccelOp`] (and `Clone + Debug + Hash +
+/// PartialEq`, as tract's op traits require).
+macro_rules! tract_op {
+    ($op:ident) => {
+        impl tract_onnx::tract_core::internal::Op for $op {
+            fn name(&self) -> tract_onnx::tract_core::internal::StaticName {
+                stringify!($op).into()
+            }
+
+            fn info(&self) -> tract_onnx::prelude::TractResult<Vec<String>> {
+                Ok($crate::optimize::AccelOp::describe(self))
+            }
+
+            fn as_typed(&self) -> Option<&dyn tract_onnx::tract_core::internal::TypedOp> {
+                Some(self)
+            }
+        }
+
+        impl tract_onnx::tract_core::internal::EvalOp for $op {
+            fn eval(
+                &self,
+                _ctx: &tract_onnx::tract_core::internal::EvalContext,
+                inputs: tract_onnx::prelude::TVec<tract_onnx::prelude::TValue>,
+            ) -> tract_onnx::prelude::TractResult<
+                tract_onnx::prelude::TVec<tract_onnx::prelude::TValue>,
+            > {
+                $crate::optimize::AccelOp::run(self, inputs)
+            }
+
+            fn eval_out_of_plan(
+                &self,
+                inputs: tract_onnx::prelude::TVec<tract_onnx::prelude::TValue>,
+            ) -> tract_onnx::prelude::TractResult<
+                Option<tract_onnx::prelude::TVec<tract_onnx::prelude::TValue>>,
+            > {
+                $crate::optimize::AccelOp::run(self, inputs).map(Some)
+            }
+        }
+
+        impl tract_onnx::tract_core::internal::TypedOp for $op {
+            fn as_op(&self) -> &dyn tract_onnx::tract_core::internal::Op {
+                self
+            }
+
+            fn as_op_mut(&mut self) -> &mut dyn tract_onnx::tract_core::internal::Op {
+                self
+            }
+
+            fn output_facts(
+                &self,
+                inputs: &[&tract_onnx::prelude::TypedFact],
+            ) -> tract_onnx::prelude::TractResult<
+                tract_onnx::prelude::TVec<tract_onnx::prelude::TypedFact>,
+            > {
+                $crate::optimize::AccelOp::facts(self, inputs)
+            }
+        }
+    };
+}
+pub(crate) use tract_op;
 
 /// xorshift64: deterministic test data without a dependency, for the passes' unit tests.
 #[cfg(test)]

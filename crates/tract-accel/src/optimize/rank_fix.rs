@@ -12,12 +12,17 @@
 //! Here the einsum takes the 2-D weight as it is: its axes are rewritten through its own
 //! `change_axes` with the inverse of the `AxisOp` (what `ChangeAxes` does in the end), and the
 //! `AxisOp` is bypassed; the weight tensor is not touched. The einsum computes the same thing (the
-//! axis was of size 1), so the logits stay bit-identical (`tests/asr_optimize.rs`). Written up for
-//! upstream in `docs/upstream/tract-load-copies-weights.md` (not filed: this machine has no internet).
+//! axis was of size 1), so the logits stay bit-identical (`crates/tract-accel/tests/bit_identity.rs`).
+//!
+//! Upstream report: `docs/upstream/tract-load-copies-weights.md`. Delete this pass once a tract
+//! release's declutter stops copying constant weights (the test
+//! `the_einsum_takes_the_weight_itself_and_computes_the_same` fails then, saying so).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::change_axes::{AxisOp, InOut};
 use tract_onnx::tract_core::ops::konst::Const;
+
+use super::{replace_nodes, Replacement};
 
 /// Rewrites every `Const → AxisOp → consumer` chain whose consumer accepts the inverse axis change
 /// on that input alone. Returns how many were folded.
@@ -25,29 +30,22 @@ pub fn fold_weight_rank_fixes(model: &mut TypedModel) -> TractResult<usize> {
     let mut total = 0;
     // `wire_rank_broadcast` stacks one `Add(0)` per missing axis: each round removes one.
     loop {
-        let mut patch = TypedModelPatch::new("fold weight rank fixes");
-        let mut folded = 0;
-        for node in model.nodes() {
-            if let Some(Fold {
+        let folded = replace_nodes(model, "fold weight rank fixes", |model, node| {
+            let Some(Fold {
                 consumer,
                 substitute,
                 weight,
                 slot,
             }) = foldable(model, node)?
-            {
-                let mut inputs = Vec::with_capacity(consumer.inputs.len());
-                for (ix, input) in consumer.inputs.iter().enumerate() {
-                    let outlet = if ix == slot { weight } else { *input };
-                    inputs.push(patch.tap_model(model, outlet)?);
-                }
-                let wires = patch.wire_node(&consumer.name, substitute, &inputs)?;
-                for (slot, wire) in wires.into_iter().enumerate() {
-                    patch.shunt_outside(model, OutletId::new(consumer.id, slot), wire)?;
-                }
-                folded += 1;
-            }
-        }
-        if super::commit(patch, model, folded)? == 0 {
+            else {
+                return Ok(None);
+            };
+            // The consumer's inputs, the constant in place of the `AxisOp`.
+            let mut inputs = consumer.inputs.clone();
+            inputs[slot] = weight;
+            Ok(Some(Replacement::new(consumer, substitute, &inputs)))
+        })?;
+        if folded == 0 {
             return Ok(total);
         }
         total += folded;

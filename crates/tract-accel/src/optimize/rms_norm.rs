@@ -7,13 +7,17 @@
 //! 33 MB per copy) that was 16–35 ms per run and two transient copies, the largest allocations of a
 //! run: they set the process's peak memory. `FastRmsNormInner` computes the same IEEE operations in
 //! the same order (squares summed one channel after the other from zero, times `outer·inner /
-//! len`, plus eps, `sqrt().recip()`, times the input), in the input's own buffer. Written up in
-//! `docs/upstream/tract-broadcast-binops-and-norms.md` (2).
+//! len`, plus eps, `sqrt().recip()`, times the input), in the input's own buffer.
+//!
+//! Upstream report: `docs/upstream/tract-broadcast-binops-and-norms.md` (2). Delete this pass once a
+//! tract release normalises over a non-last axis threaded, without copies.
 
 use tract_linalg::multithread::par_chunks_mut;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::nn::RmsNorm;
+
+use super::{replace_nodes, AccelOp, Replacement};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct FastRmsNormInner {
@@ -21,26 +25,14 @@ pub struct FastRmsNormInner {
     pub eps: Arc<Tensor>,
 }
 
-impl Op for FastRmsNormInner {
-    fn name(&self) -> StaticName {
-        "FastRmsNormInner".into()
+super::tract_op!(FastRmsNormInner);
+
+impl AccelOp for FastRmsNormInner {
+    fn describe(&self) -> Vec<String> {
+        vec![format!("axis: {}, eps: {:?}", self.axis, self.eps)]
     }
 
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("axis: {}, eps: {:?}", self.axis, self.eps)])
-    }
-
-    fn validation(&self) -> Validation {
-        Validation::Accurate
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastRmsNormInner {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         ensure!(inputs.len() == 1, "FastRmsNormInner takes 1 input");
         let mut x = inputs.remove(0).into_tensor();
         let eps = self.eps.cast_to_scalar::<f32>()?;
@@ -54,14 +46,10 @@ impl EvalOp for FastRmsNormInner {
         }
         Ok(tvec!(x.into_tvalue()))
     }
-}
 
-impl TypedOp for FastRmsNormInner {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         Ok(tvec!(f32::fact(inputs[0].shape.clone())))
     }
-
-    as_op!();
 }
 
 /// Normalises `data`, laid out `[outer, channels, inner]`, over its channels, in place.
@@ -115,27 +103,21 @@ pub fn rms_norm_inner(
 
 /// Replaces every f32 `RmsNorm` over an axis that is not the last. Returns how many.
 pub fn replace_inner_rms_norms(model: &mut TypedModel) -> TractResult<usize> {
-    let mut patch = TypedModelPatch::new("threaded inner-axis RmsNorm");
-    let mut replaced = 0;
-    for node in model.nodes() {
+    replace_nodes(model, "threaded inner-axis RmsNorm", |model, node| {
         let Some(op) = node.op_as::<RmsNorm>() else {
-            continue;
+            return Ok(None);
         };
         let input = model.outlet_fact(node.inputs[0])?;
         if input.datum_type != f32::datum_type() || op.axis + 1 >= input.rank() || op.eps.len() != 1
         {
-            continue;
+            return Ok(None);
         }
-        let taps = patch.taps(model, &node.inputs)?;
         let fast = FastRmsNormInner {
             axis: op.axis,
             eps: op.eps.clone(),
         };
-        let wire = patch.wire_node(&node.name, fast, &taps)?[0];
-        patch.shunt_outside(model, node.id.into(), wire)?;
-        replaced += 1;
-    }
-    super::commit(patch, model, replaced)
+        Ok(Some(Replacement::new(node, fast, &node.inputs)))
+    })
 }
 
 #[cfg(test)]

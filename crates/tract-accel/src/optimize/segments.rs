@@ -7,13 +7,17 @@
 //! rewrites; the int8 dequantisation alone applies thousands of patches. Profiled at MMS-1B on an idle
 //! Zen 4: `ModelPatch::apply` was 67% of codegen, `eval_order_for_nodes` 39% of declutter, 10 s in all.
 //! On a graph of one layer the same rewrites are cheap, and segments are independent work for the
-//! load threads. Written up as a ready-to-file upstream report in `docs/upstream/tract-patch-apply-quadratic.md`.
+//! load threads.
 //!
 //! The cut is exact, not an approximation: a boundary is a point of the evaluation order where one
 //! activation alone is alive (the residual stream between layers); constants and model inputs are not
 //! activations, each segment that reads one gets its own node for it (constants share their tensor).
 //! Each segment is the original nodes, in the original order, with the original ops. What changes is
 //! only that tract cannot fuse ops across a boundary, which at a residual stream it has nothing to fuse.
+//!
+//! Upstream report: `docs/upstream/tract-optimiser-superlinear.md`. Delete the split once a tract
+//! release optimises MMS-1B unsplit in a few seconds (`Passes::split_layers` off gives the
+//! comparison).
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,7 +1,10 @@
 //! Task fan-out for our own kernels (`vnni_kernel`, `attention_kernel`, `fast_im2col`), on tract's executor.
 
+use std::marker::PhantomData;
+
 /// Runs `task(0..count)` on the executor tract's own ops use (`multithread_tract_scope`), with
-/// rayon's work stealing: equal tasks, so two threads finish together.
+/// rayon's work stealing: equal tasks, so two threads finish together. Returns once every task has
+/// run, so a task may borrow (or write through a [`SharedOut`] into) what the caller holds.
 pub fn run_tasks(count: usize, task: impl Fn(usize) + Sync + Send) {
     use rayon::prelude::*;
     use tract_linalg::multithread::{current_tract_executor, Executor};
@@ -14,20 +17,33 @@ pub fn run_tasks(count: usize, task: impl Fn(usize) + Sync + Send) {
     }
 }
 
-/// An output pointer shared by tasks that each write their own disjoint part of it.
-pub struct SharedOut<T>(*mut T);
+/// An output buffer shared by tasks that each write their own disjoint part of it, through the raw
+/// pointer [`SharedOut::get`]. It holds the buffer's mutable borrow for `'a`, so the buffer outlives
+/// it and nothing else reads or writes the buffer meanwhile.
+pub struct SharedOut<'a, T> {
+    ptr: *mut T,
+    _buffer: PhantomData<&'a mut [T]>,
+}
 
-impl<T> SharedOut<T> {
-    pub fn new(out: &mut [T]) -> Self {
-        SharedOut(out.as_mut_ptr())
+impl<'a, T> SharedOut<'a, T> {
+    pub fn new(out: &'a mut [T]) -> Self {
+        SharedOut {
+            ptr: out.as_mut_ptr(),
+            _buffer: PhantomData,
+        }
     }
 
     // A method, so closures capture the whole `Sync` wrapper rather than its raw-pointer field.
     pub fn get(&self) -> *mut T {
-        self.0
+        self.ptr
     }
 }
 
-// SAFETY: the users' contract: each task writes its own part, and the buffer outlives the tasks.
-unsafe impl<T: Send> Send for SharedOut<T> {}
-unsafe impl<T: Send> Sync for SharedOut<T> {}
+// SAFETY: `SharedOut` is a pointer into a `&mut [T]` it borrows; sending it to another thread is
+// sending that borrow, sound for `T: Send`. Nothing here dereferences the pointer: every write
+// through it is in an `unsafe` block of a task that writes only its own part of the buffer.
+unsafe impl<T: Send> Send for SharedOut<'_, T> {}
+// SAFETY: `&SharedOut` only hands out the pointer (`get`); tasks on several threads write disjoint
+// parts of the buffer through it (each user's contract, stated where it writes), which for `T: Send`
+// is what `&mut` to each part sent to its thread would allow.
+unsafe impl<T: Send> Sync for SharedOut<'_, T> {}

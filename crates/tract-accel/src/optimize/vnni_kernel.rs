@@ -9,6 +9,8 @@
 //!
 //! Integer products and sums are exact (wrapping, as tract's kernel), so any order of accumulation
 //! gives tract's bits.
+//!
+//! Goes with the `vnni_matmul` pass (upstream report: `docs/upstream/tract-int8-gemm-tile.md`).
 
 /// Output features per panel: one zmm register of i32.
 pub const PANEL: usize = 16;
@@ -36,16 +38,19 @@ impl Product<'_> {
         self.k * PANEL
     }
 
-    /// Checks every bound the unchecked kernel relies on.
+    /// Checks every bound the unchecked kernel relies on (products checked for overflow, so a
+    /// wrapped size cannot pass for a small one).
     fn check(&self, c: &[i32]) -> Result<(), &'static str> {
         let panels = self.panels();
         if !self.k.is_multiple_of(4) {
             return Err("k is not a multiple of 4");
         }
-        if self.x.len() < self.rows * self.k
-            || self.w.len() < panels * self.panel_bytes()
-            || self.start.len() < panels * PANEL
-            || c.len() < self.rows * self.m
+        let holds = |len: usize, a: usize, b: usize| a.checked_mul(b).is_some_and(|n| len >= n);
+        let panel_bytes = self.k.checked_mul(PANEL).ok_or("k is too large")?;
+        if !holds(self.x.len(), self.rows, self.k)
+            || !holds(self.w.len(), panels, panel_bytes)
+            || !holds(self.start.len(), panels, PANEL)
+            || !holds(c.len(), self.rows, self.m)
         {
             return Err("a buffer is shorter than the product needs");
         }
@@ -73,7 +78,8 @@ pub fn multiply(p: &Product, c: &mut [i32]) -> Result<(), &'static str> {
         return Err("this CPU has no AVX-512 VNNI");
     }
     p.check(c)?;
-    // SAFETY: checked just above.
+    // SAFETY: `supported()` found AVX-512 F/BW/VNNI and `p.check(c)` passed just above: what
+    // `x86::multiply` requires.
     #[cfg(target_arch = "x86_64")]
     unsafe {
         x86::multiply(p, c)
@@ -99,7 +105,8 @@ mod x86 {
     /// The product as equal tasks (a group of panels × a block of rows) on the pool.
     ///
     /// # Safety
-    /// `p.check(c)` passed and the CPU has AVX-512 F/BW/VNNI (`supported`).
+    /// `p.check(c)` passed (every buffer holds what the product reads or writes) and the CPU has
+    /// AVX-512 F/BW/VNNI (`supported`).
     pub unsafe fn multiply(p: &Product, c: &mut [i32]) {
         if p.rows == 0 || p.m == 0 {
             return;
@@ -110,8 +117,9 @@ mod x86 {
         run_tasks(groups * row_blocks, |t: usize| {
             let (g, block) = (t / row_blocks, t % row_blocks);
             let rows = block * TASK_ROWS..((block + 1) * TASK_ROWS).min(p.rows);
-            // SAFETY: as `multiply`'s; tasks write disjoint (rows, features) blocks of `c`, which
-            // outlives them.
+            // SAFETY: this function's contract is `group`'s but for `c`: `out` borrows `c` until
+            // `run_tasks` returns, and task (g, block) writes only its rows × group g's features,
+            // which no other task writes.
             unsafe { group(p, g, rows, out.get()) }
         });
     }
@@ -119,26 +127,33 @@ mod x86 {
     /// One group of up to `GROUP_PANELS` panels over `rows`.
     ///
     /// # Safety
-    /// `p.check` passed, the CPU has AVX-512 F/BW/VNNI, and no other thread writes these rows ×
-    /// features of `c`.
+    /// `p.check(c)` passed for the `rows × m` output `c` points to, the CPU has AVX-512 F/BW/VNNI,
+    /// `group` is below `p.panels().div_ceil(GROUP_PANELS)`, `rows` is inside `0..p.rows`, and no
+    /// other thread reads or writes these rows × the group's features of `c`.
     pub unsafe fn group(p: &Product, group: usize, rows: Range<usize>, c: *mut i32) {
         let first = group * GROUP_PANELS;
         let panels = (p.panels() - first).min(GROUP_PANELS);
         if panels == GROUP_PANELS {
+            // SAFETY: this function's contract; panels `first..first + 4` are the group's.
             unsafe { rows_of::<GROUP_PANELS>(p, first, rows, c) }
         } else {
             for panel in first..first + panels {
+                // SAFETY: this function's contract; `panel` is one of the group's.
                 unsafe { rows_of::<1>(p, panel, rows.clone(), c) }
             }
         }
     }
 
     /// `P` panels from `first` over `rows`, `TILE_ROWS` at a time, then the remainder.
+    ///
+    /// # Safety
+    /// As `group`'s, for panels `first..first + P` (all below `p.panels()`) instead of a group's.
     unsafe fn rows_of<const P: usize>(p: &Product, first: usize, rows: Range<usize>, c: *mut i32) {
         let mut row = rows.start;
         while row < rows.end {
             let left = rows.end - row;
-            // SAFETY: as `group`'s; each tile stays inside `rows`.
+            // SAFETY: this function's contract is `tile`'s; each tile's rows
+            // `row..row + R` stay inside `rows` (`R <= left`).
             unsafe {
                 match left {
                     TILE_ROWS.. => tile::<TILE_ROWS, P>(p, first, row, c),
@@ -155,6 +170,11 @@ mod x86 {
 
     /// `R` rows from `row` × `P` panels from `first`: the accumulators start at `p.start`, take
     /// `k/4` steps of `vpdpbusd`, and are stored with the features past `m` masked off.
+    ///
+    /// # Safety
+    /// `p.check(c)` passed for the `rows × m` output `c` points to, the CPU has AVX-512 F/BW/VNNI,
+    /// `first + P <= p.panels()`, `row + R <= p.rows`, and no other thread reads or writes these
+    /// rows × panels of `c`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn tile<const R: usize, const P: usize>(
         p: &Product,
@@ -166,6 +186,7 @@ mod x86 {
         let w = p.w.as_ptr();
         let mut acc = [[_mm512_setzero_si512(); P]; R];
         for (pi, start) in acc[0].iter_mut().enumerate() {
+            // SAFETY: panel `first + pi < panels`, and `start` holds `panels × 16` values (`check`).
             *start =
                 unsafe { _mm512_loadu_si512(p.start.as_ptr().add((first + pi) * PANEL).cast()) };
         }
@@ -178,9 +199,13 @@ mod x86 {
             for (pi, wv) in weights.iter_mut().enumerate() {
                 // Four k of 16 features: 64 bytes at `kk · 16` into the panel.
                 let at = (first + pi) * p.panel_bytes() + kk * PANEL;
+                // SAFETY: `kk + 4 <= k`, so the 64 bytes end within panel `first + pi < panels`,
+                // and `w` holds `panels × k × 16` bytes (`check`).
                 *wv = unsafe { _mm512_loadu_si512(w.add(at).cast()) };
             }
             for (r, row_acc) in acc.iter_mut().enumerate() {
+                // SAFETY: row `row + r < rows`, bytes `kk..kk + 4 <= k` of it, and `x` holds
+                // `rows × k` bytes (`check`); read unaligned.
                 let four = unsafe { x.add((row + r) * p.k + kk).cast::<i32>().read_unaligned() };
                 let xs = _mm512_set1_epi32(four);
                 for (a, wv) in row_acc.iter_mut().zip(&weights) {
@@ -198,6 +223,9 @@ mod x86 {
                 } else {
                     (1u16 << width) - 1
                 };
+                // SAFETY: row `row + r < rows`, features `j..j + width <= m` (the lanes past
+                // `width` masked off, not accessed), inside the `rows × m` values of `c`, which
+                // only this task writes there (contract).
                 unsafe { _mm512_mask_storeu_epi32(c.add((row + r) * p.m + j), mask, *a) };
             }
         }

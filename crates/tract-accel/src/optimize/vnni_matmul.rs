@@ -6,17 +6,20 @@
 //! a 16×16 (or 8×8) tile per kernel call over packed operands, with a fused-op interpreter around
 //! each call; on the feed-forward shapes that reached ~270 GMAC/s. A 6-row × 64-feature tile that
 //! reads the activation in place (four `k` of a row are one broadcast dword) and keeps a group of
-//! weight panels in L2 reaches ~440 GMAC/s on the same shapes. Written up as a ready-to-file upstream
-//! report in `docs/upstream/tract-int8-gemm-tile.md`.
+//! weight panels in L2 reaches ~440 GMAC/s on the same shapes.
 //!
 //! What is replaced, exactly: an `OptMatMul` computing `Σ_k (x_u8 − 128) · w_i8 − v` (tract offsets
 //! the u8 activation into i8, `OffsetU8asI8`, packs it, and subtracts the zero-point term `v` per
 //! output feature, `rowSubF`) with the weight a constant `PackedI8K4` on the output's last (feature)
 //! axis and the activation's `k` contiguous. We compute `(−128 · Σ_k w − v) + Σ_k x_u8 · w`
 //! from the u8 activation: the same integer, and i32 arithmetic wraps alike in any order, so the
-//! output is bit-identical (`tests/asr_optimize.rs`). The packed weight is tract's own bytes, shared,
-//! not copied, when tract packed it in 16-row panels (its 16×16 tile); 8-row panels are repacked once. Anything else — the convolutions behind `Im2col`, f32 products, CPUs without AVX-512
-//! VNNI (ARM64 included) — keeps tract's op.
+//! output is bit-identical (`crates/tract-accel/tests/bit_identity.rs`). The packed weight is tract's
+//! own bytes, shared, not copied, when tract packed it in 16-row panels (its 16×16 tile); 8-row
+//! panels are repacked once. Anything else — the convolutions behind `Im2col`, f32 products, CPUs
+//! without AVX-512 VNNI (ARM64 included) — keeps tract's op.
+//!
+//! Upstream report: `docs/upstream/tract-int8-gemm-tile.md`. Delete this pass (and `vnni_kernel`)
+//! once a tract release's int8 kernel is as fast on these projections.
 
 use std::sync::Arc;
 
@@ -32,6 +35,7 @@ use tract_onnx::tract_core::ops::quant::OffsetU8asI8;
 
 use super::fast_pack::{FastPackI8K4, PackNode};
 use super::vnni_kernel::{self, Product, PANEL};
+use super::{replace_nodes, AccelOp, Replacement};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VnniMatMul {
@@ -49,27 +53,19 @@ pub struct VnniMatMul {
     subtract: bool,
 }
 
-impl Op for VnniMatMul {
-    fn name(&self) -> StaticName {
-        "VnniMatMul".into()
-    }
+super::tract_op!(VnniMatMul);
 
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
+impl AccelOp for VnniMatMul {
+    fn describe(&self) -> Vec<String> {
+        vec![format!(
             "u8 × i8, m: {} k: {}{}",
             self.m,
             self.k,
             if self.subtract { ", rowSubF" } else { "" }
-        )])
+        )]
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for VnniMatMul {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         ensure!(
             inputs.len() == 1 + self.subtract as usize,
             "VnniMatMul inputs"
@@ -97,7 +93,8 @@ impl EvalOp for VnniMatMul {
         let mut shape: TVec<usize> = tvec![1; rank];
         shape[rank - 2] = rows;
         shape[rank - 1] = self.m;
-        // SAFETY: `multiply` writes every element (each row, each feature below `m`).
+        // SAFETY: i32 has no drop and every bit pattern is valid; `multiply` writes every element
+        // (`rows × m`: each row, each feature below `m`) or fails, and `c` is dropped unread.
         let mut c = unsafe { Tensor::uninitialized::<i32>(&shape)? };
         let product = Product {
             x,
@@ -114,14 +111,10 @@ impl EvalOp for VnniMatMul {
         }
         Ok(tvec!(c.into_tvalue()))
     }
-}
 
-impl TypedOp for VnniMatMul {
-    fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         Ok(tvec!(self.c_fact.clone()))
     }
-
-    as_op!();
 }
 
 /// Replaces every `OptMatMul` of the shape described in the module doc, when this CPU has AVX-512
@@ -130,25 +123,11 @@ pub fn replace_matmuls(model: &mut TypedModel) -> TractResult<usize> {
     if !vnni_kernel::supported() {
         return Ok(0);
     }
-    let mut patch = TypedModelPatch::new("VNNI int8 matmuls");
-    let mut replaced = 0;
-    for node in model.nodes() {
-        let Some((op, inputs)) = replacement(model, node)? else {
-            continue;
-        };
-        let taps = patch.taps(model, &inputs)?;
-        let wire = patch.wire_node(&node.name, op, &taps)?[0];
-        patch.shunt_outside(model, node.id.into(), wire)?;
-        replaced += 1;
-    }
-    super::commit(patch, model, replaced)
+    replace_nodes(model, "VNNI int8 matmuls", replacement)
 }
 
-/// The op and its inputs (the u8 activation, then the per-feature term if any) for `node`.
-fn replacement(
-    model: &TypedModel,
-    node: &TypedNode,
-) -> TractResult<Option<(VnniMatMul, TVec<OutletId>)>> {
+/// The op in place of `node`, reading the u8 activation, then the per-feature term if any.
+fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Replacement>> {
     let Some(mm) = node.op_as::<OptMatMul>() else {
         return Ok(None);
     };
@@ -215,7 +194,7 @@ fn replacement(
         weight: packed,
         subtract: subtract.is_some(),
     };
-    Ok(Some((op, inputs)))
+    Ok(Some(Replacement::new(node, op, &inputs)))
 }
 
 /// The packed weight, if the operand is a constant (baked into the op, or a `Const` input).
@@ -284,7 +263,8 @@ fn offset_activation(
 /// `k`, `r` features × 4 bytes; zero-padded to whole panels.
 fn repack(packed: &[u8], r: usize, m: usize, k: usize) -> Blob {
     let panels = m.div_ceil(PANEL);
-    // SAFETY: zeroed below before anything reads it.
+    // SAFETY: 64 is a power of two; the blob's bytes are uninitialised until zeroed just below,
+    // before anything reads them.
     let mut blob = unsafe { Blob::new_for_size_and_align(panels * k * PANEL, 64) };
     let out = blob.as_bytes_mut();
     out.fill(0);
