@@ -20,9 +20,8 @@
 //! fewer than `MIN_CHANNELS_PER_GROUP` input channels per group (hundreds of tiny matmuls would cost
 //! more time than their unfolding costs memory).
 //!
-//! Upstream report: none yet (no file in `docs/upstream/` covers it; `tract-im2col-1d-int8.md` is
-//! about the same op's speed, not its memory). Delete this pass once a tract release unfolds a
-//! grouped convolution's patches one group at a time.
+//! Upstream report: `docs/upstream/tract-grouped-conv-im2col-memory.md`. Delete this pass once a
+//! tract release unfolds a grouped convolution's patches one group at a time.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::array::{Slice, TypedConcat};
