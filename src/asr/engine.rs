@@ -129,34 +129,18 @@ impl Engine {
     /// The matrix-multiplication kernels tract chose for this model on this CPU (e.g.
     /// `arm64simd_mmm_i32_8x8_dot` on a Cortex-A76), for diagnostics and the architecture tests.
     pub fn kernels(&self) -> std::collections::BTreeSet<String> {
-        let mut names = std::collections::BTreeSet::new();
-        for node in self.chain.nodes() {
-            for line in node.op.info().unwrap_or_default() {
-                names.extend(
-                    line.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                        .filter(|w| w.contains("mmm") || w.contains("mmv"))
-                        .map(str::to_string),
-                );
-            }
-        }
-        names
+        self.chain.kernels()
     }
 
     /// How many nodes of the optimised model run the op called `name` (e.g. `FastPackI8K4`): which
     /// of our passes found something to do, for the tests and diagnostics.
     pub fn op_count(&self, name: &str) -> usize {
-        self.chain.nodes().filter(|n| n.op.name() == name).count()
+        self.chain.op_count(name)
     }
 
     /// Every node of the optimised model as (op name, op info lines), for tests and diagnostics.
     pub fn ops(&self) -> Vec<(String, String)> {
-        self.chain
-            .nodes()
-            .map(|n| {
-                let info = n.op.info().unwrap_or_default().join("; ");
-                (n.op.name().to_string(), info)
-            })
-            .collect()
+        self.chain.ops()
     }
 
     /// Loads a language from the model directory's `adapters/`.

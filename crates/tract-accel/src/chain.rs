@@ -110,6 +110,37 @@ impl Chain {
         self.segments.iter().flat_map(|s| s.model.model().nodes())
     }
 
+    /// How many nodes run the op called `name` (e.g. `FastPackI8K4`): which passes found work.
+    pub fn op_count(&self, name: &str) -> usize {
+        self.nodes().filter(|n| n.op.name() == name).count()
+    }
+
+    /// Every node as (op name, its info lines joined), for tests and diagnostics.
+    pub fn ops(&self) -> Vec<(String, String)> {
+        self.nodes()
+            .map(|n| {
+                let info = n.op.info().unwrap_or_default().join("; ");
+                (n.op.name().to_string(), info)
+            })
+            .collect()
+    }
+
+    /// The matrix-multiplication kernels tract chose on this CPU (e.g. `arm64simd_mmm_i32_8x8_dot`
+    /// on a Cortex-A76), read from the ops' info.
+    pub fn kernels(&self) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for node in self.nodes() {
+            for line in node.op.info().unwrap_or_default() {
+                names.extend(
+                    line.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .filter(|w| w.contains("mmm") || w.contains("mmv"))
+                        .map(str::to_string),
+                );
+            }
+        }
+        names
+    }
+
     /// The output fact of the last segment: the encoder's output.
     pub fn output_fact(&self) -> TractResult<&TypedFact> {
         match self.segments.last() {

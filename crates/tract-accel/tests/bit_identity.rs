@@ -71,17 +71,11 @@ impl Tiny {
     }
 
     fn op_count(&self, name: &str) -> usize {
-        self.chain.nodes().filter(|n| n.op.name() == name).count()
+        self.chain.op_count(name)
     }
 
     fn ops(&self) -> Vec<(String, String)> {
-        self.chain
-            .nodes()
-            .map(|n| {
-                let info = n.op.info().unwrap_or_default().join("; ");
-                (n.op.name().to_string(), info)
-            })
-            .collect()
+        self.chain.ops()
     }
 
     /// The encoder's output for `samples` with the adapter inputs drawn from `seed` (one "language").
