@@ -81,10 +81,16 @@ impl Mqtt {
             commands_tx,
         ));
         let thread = eventloop::spawn(config, info, device_id, shared.clone())?;
+        // A PUBLISH is a fixed header (at most 5 bytes), the topic (2 + its length) and the packet
+        // id (2) before the payload.
+        let max_transcript_bytes = config
+            .max_packet_bytes
+            .saturating_sub(9 + shared.topics.transcript.len());
         let handle = MqttHandle {
             shared,
             thread: Mutex::new(Some(thread)),
             hermes_site: config.hermes.then(|| config.site_id.clone()),
+            max_transcript_bytes,
         };
         Ok((handle, commands_rx))
     }
@@ -96,6 +102,8 @@ pub struct MqttHandle {
     shared: Arc<Shared>,
     thread: Mutex<Option<eventloop::Thread>>,
     hermes_site: Option<String>,
+    /// The largest transcript payload that fits in one packet of `mqtt.max_packet_bytes`.
+    max_transcript_bytes: usize,
 }
 
 impl MqttHandle {
@@ -128,14 +136,25 @@ impl MqttHandle {
 
     /// Queues a ready-made message (its `seq`/`boot_id` are sent as they are).
     pub fn publish_message(&self, msg: &TranscriptMessage) {
-        let payload: Payload = match serde_json::to_vec(msg) {
-            Ok(bytes) => Payload::from(bytes),
-            // Only non-string map keys or a failing Serialize impl can get here; neither exists.
-            Err(e) => {
-                log::error!("transcript {} not serialisable: {e}", msg.seq);
+        // A message over the packet limit would be refused at every attempt, holding up every
+        // transcript after it: it goes out cut to fit, flagged, instead.
+        let mut msg = msg.clone();
+        let payload: Payload = match msg.to_json_within(self.max_transcript_bytes) {
+            Some(bytes) => Payload::from(bytes),
+            None => {
+                log::error!(
+                    "transcript {} cannot fit in mqtt.max_packet_bytes even without its text: dropped",
+                    msg.seq
+                );
                 return;
             }
         };
+        if msg.truncated {
+            log::warn!(
+                "transcript {} cut to fit mqtt.max_packet_bytes (sent with \"truncated\": true)",
+                msg.seq
+            );
+        }
         if let Some(site) = &self.hermes_site {
             let mut p = self.shared.lock_pending();
             if p.hermes.len() >= HERMES_QUEUE {

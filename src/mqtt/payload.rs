@@ -32,6 +32,10 @@ pub struct TranscriptMessage {
     pub processing_ms: u64,
     /// Name of the acoustic model.
     pub model: String,
+    /// The message was cut to fit the largest packet allowed (`mqtt.max_packet_bytes`): `words`
+    /// left out, and if that was not enough, `text` shortened. Absent when whole.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// A word with times relative to the utterance's `start`.
@@ -83,7 +87,49 @@ impl TranscriptMessage {
             boot_id: stamp.boot_id,
             processing_ms,
             model: model.to_string(),
+            truncated: false,
         }
+    }
+
+    /// The message as JSON of at most `max_bytes`: whole when it fits, else without `words`, else
+    /// with `text` shortened (at a character boundary), flagged `truncated`. `None` only when even
+    /// an empty text does not fit (a limit too small for any transcript).
+    pub fn to_json_within(&mut self, max_bytes: usize) -> Option<Vec<u8>> {
+        let fits = |m: &TranscriptMessage| {
+            serde_json::to_vec(m)
+                .ok()
+                .filter(|bytes| bytes.len() <= max_bytes)
+        };
+        if let Some(bytes) = fits(self) {
+            return Some(bytes);
+        }
+        self.truncated = true;
+        self.words.clear();
+        if let Some(bytes) = fits(self) {
+            return Some(bytes);
+        }
+        // The longest prefix of the text that fits: JSON escaping makes the size of a prefix only
+        // monotonic, not proportional, so search on character boundaries.
+        let text = std::mem::take(&mut self.text);
+        let bounds: Vec<usize> = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([text.len()])
+            .collect();
+        let (mut lo, mut hi) = (0, bounds.len() - 1);
+        self.text = String::new();
+        fits(self)?;
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            self.text = text[..bounds[mid]].to_string();
+            if fits(self).is_some() {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        self.text = text[..bounds[lo]].to_string();
+        fits(self)
     }
 
     /// Rhasspy's `hermes/asr/textCaptured` for this transcript.
@@ -304,5 +350,43 @@ mod tests {
         assert_eq!(v["utterances"], 3);
         assert_eq!(v["mqtt"]["reconnects"], 2);
         assert_eq!(v["real_time_factor"], serde_json::Value::Null);
+    }
+
+    /// A transcript over the packet limit goes out cut to fit and flagged, never refused whole
+    /// (which held up every transcript after it).
+    #[test]
+    fn oversized_transcripts_are_cut_to_fit_and_flagged() {
+        let stamp = || Stamp {
+            seq: 1,
+            boot_id: "b".into(),
+        };
+        let mut long = transcript();
+        long.text = "é\"ü ".repeat(4000);
+        let start = SystemTime::UNIX_EPOCH;
+        let whole = TranscriptMessage::from_transcript(&transcript(), start, 1, "m", stamp());
+        let mut m = whole.clone();
+        let bytes = m.to_json_within(4096).unwrap();
+        assert!(!m.truncated);
+        assert_eq!(bytes, serde_json::to_vec(&whole).unwrap());
+
+        for limit in [400, 1000, 4096, 20_000] {
+            let mut m = TranscriptMessage::from_transcript(&long, start, 1, "m", stamp());
+            let bytes = m.to_json_within(limit).unwrap();
+            assert!(bytes.len() <= limit, "{} > {limit}", bytes.len());
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(v["truncated"], true);
+            assert_eq!(v["words"], serde_json::json!([]));
+            let text = v["text"].as_str().unwrap();
+            assert!(long.text.starts_with(text) && !text.is_empty());
+            // The longest prefix that fits: one more character would not.
+            let mut longer = m.clone();
+            longer.text = long.text
+                [..text.len() + long.text[text.len()..].chars().next().unwrap().len_utf8()]
+                .into();
+            assert!(serde_json::to_vec(&longer).unwrap().len() > limit);
+        }
+        // Too small for even an empty text.
+        let mut m = TranscriptMessage::from_transcript(&long, start, 1, "m", stamp());
+        assert!(m.to_json_within(50).is_none());
     }
 }
