@@ -1,5 +1,6 @@
-//! Switching language: fast, and costing only the adapter's own memory. Its own test binary, so no
-//! other test allocates in this process while RSS is read.
+//! Switching language: fast, and costing only the adapter's own memory. Its own test binary, not a
+//! module of `tests/asr/`, so no other test allocates in this process while RSS is read (nor competes
+//! with the 10 ms switch).
 
 mod common;
 

@@ -2,13 +2,11 @@
 //! Cortex-A72 and a Cortex-A76 through cross/test-aarch64): threads work, tract picks the CPU's own
 //! int8 kernels, and the int8 logits agree with the x86_64 results committed in the fixtures.
 
-mod common;
-
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use edgescribe::asr::{Engine, EngineOptions};
 use edgescribe::audio::{wav, MODEL_RATE_HZ};
 

@@ -3,11 +3,9 @@
 //! through the real binary. The recordings and their true transcripts are made by
 //! `models/train_tiny.py fixtures` (see models/TRAINING.md); transcripts are compared word for word.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 fn bundled() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models/bundled")

@@ -1,11 +1,9 @@
 //! `edgescribe transcribe` as a user runs it: output formats, and every error a user can cause
 //! giving one clear line and a non-zero exit, never a panic.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 fn model_arg(dir: &Path) -> String {
     dir.display().to_string()

@@ -1,9 +1,7 @@
 //! `edgescribe vad` as a user runs it to tune thresholds: JSON lines out, and one clear error line for a
 //! bad setting or file.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn lines(out: &std::process::Output) -> Vec<serde_json::Value> {
     assert!(

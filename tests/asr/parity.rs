@@ -1,11 +1,9 @@
 //! Parity of the Rust recogniser with the reference implementations, on the committed tiny fixture
 //! model (random weights, exact MMS architecture). References come from models/make_references.py.
 
-mod common;
-
 use std::sync::{Arc, OnceLock};
 
-use common::*;
+use crate::common::*;
 use edgescribe::asr::{Engine, EngineOptions, Recognizer};
 use edgescribe::audio::{wav, MODEL_RATE_HZ};
 

@@ -114,21 +114,25 @@ impl Daemon {
         assert!(status.success());
     }
 
-    /// Waits for the process to exit; panics (after killing it) if it does not in time.
+    /// Waits for the process to exit; panics with its log if it does not in time (dropping the
+    /// `Daemon` as the panic unwinds kills it).
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader thread take the last lines.
-                wait_for(&self.log, |l| l == "<exited>", Duration::from_secs(5));
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                panic!("daemon did not exit; log:\n{}", self.log().join("\n"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (child, log) = (&mut self.child, &self.log);
+        let status = super::eventually("the daemon to exit", timeout, || {
+            child.try_wait().unwrap().ok_or(LogDump(log))
+        });
+        // Let the reader thread take the last lines.
+        wait_for(&self.log, |l| l == "<exited>", Duration::from_secs(5));
+        status
+    }
+}
+
+/// A daemon's log as `eventually` shows it when the daemon did not do what was awaited.
+struct LogDump<'a>(&'a Lines);
+
+impl std::fmt::Debug for LogDump<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "its log:\n{}", self.0 .0.lock().unwrap().join("\n"))
     }
 }
 

@@ -2,7 +2,9 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -104,6 +106,28 @@ pub fn edgescribe_command() -> std::process::Command {
         _ => std::process::Command::new(exe),
     }
 }
+
+/// Polls `probe` until it returns `Ok`, sleeping 20 ms between polls, and returns the value. After
+/// `timeout` it panics naming what was awaited (`what`) and the last `Err`, the state seen instead.
+/// For the cases with no signal to wait on; where there is one (a log line, a message, a channel),
+/// wait on that.
+pub fn eventually<T, E: Debug>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<T, E>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}; last seen: {last:?}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
 pub mod daemon;
 pub mod mosquitto;
 pub mod mqtt_node;

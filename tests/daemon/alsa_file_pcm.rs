@@ -2,13 +2,12 @@
 //! through `ALSA_CONFIG_PATH`. Such a PCM has no clock and returns stale data past the end of its
 //! file, so each test reads exactly as many samples as the file holds, then stops the capture.
 
-mod common;
-
 use std::f64::consts::PI;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::common;
 use edgescribe::audio::alsa::{AlsaConfig, AlsaSource};
 use edgescribe::audio::capture::ChannelMode;
 use edgescribe::audio::ring::{ring, Read};
@@ -95,7 +94,8 @@ pcm.es_stereo48 {{
             ),
         )
         .unwrap();
-        // Set once, before any test opens a device (the tests of this binary share it).
+        // Set once for the whole process, before any test opens a device: the tests of this module
+        // share it, and no other module of this binary opens ALSA in-process (see main.rs).
         std::env::set_var(
             "ALSA_CONFIG_PATH",
             format!("/usr/share/alsa/alsa.conf:{}", conf.display()),

@@ -1,9 +1,7 @@
 //! Capture → VAD through the real threads and ring: `edgescribe listen` on a recording.
 
-mod common;
-
-use common::daemon::{quiet, read_wav, write_wav};
-use common::*;
+use crate::common::daemon::{quiet, read_wav, write_wav};
+use crate::common::*;
 
 /// 1 s of quiet room noise, the fixture command, 1.5 s quiet, the command again, 1 s quiet.
 fn two_commands_wav(path: &std::path::Path) -> (usize, usize) {

@@ -1,11 +1,12 @@
 //! The shipped unit: `systemd-analyze verify` has nothing to say, and the hardening keeps
 //! `systemd-analyze security` at 2.0 or below. (The example configuration is checked by the
-//! `config` unit tests and `daemon_input`.)
+//! `config` unit tests and `input::check_config_and_print_default_config`.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn unit_for_test() -> (PathBuf, String) {
+/// The unit in a directory of its own for `test` (the tests run in parallel).
+fn unit_for_test(test: &str) -> (PathBuf, String) {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/edgescribe.service");
     let text = std::fs::read_to_string(shipped).unwrap();
     assert!(
@@ -13,7 +14,7 @@ fn unit_for_test() -> (PathBuf, String) {
     );
     // verify checks that ExecStart is executable: point it at the binary under test.
     let text = text.replace("/usr/bin/edgescribe", env!("CARGO_BIN_EXE_edgescribe"));
-    let dir = std::env::temp_dir().join(format!("es-unit-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("es-unit-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let unit = dir.join("edgescribe.service");
     std::fs::write(&unit, &text).unwrap();
@@ -36,7 +37,7 @@ fn analyze(args: &[&str], unit: &Path) -> (bool, String) {
 
 #[test]
 fn the_unit_verifies_cleanly() {
-    let (unit, text) = unit_for_test();
+    let (unit, text) = unit_for_test("verify");
     for key in [
         "Type=notify",
         "WatchdogSec=",
@@ -55,7 +56,7 @@ fn the_unit_verifies_cleanly() {
 
 #[test]
 fn the_unit_is_hardened() {
-    let (unit, _) = unit_for_test();
+    let (unit, _) = unit_for_test("security");
     let (ok, out) = analyze(&["security", "--offline=true"], &unit);
     assert!(ok, "{out}");
     let score: f64 = out

@@ -2,15 +2,14 @@
 //! when the broker goes away (stopped mid-stream, or down when the node starts, or the node
 //! restarted during the outage with a spool).
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::mosquitto::{BrokerOptions, Mosquitto};
-use common::mqtt_node::{self as node, assert_complete_in_order, WAIT};
-use common::subscriber::Subscriber;
+use crate::common;
+use crate::common::mosquitto::{BrokerOptions, Mosquitto};
+use crate::common::mqtt_node::{self as node, assert_complete_in_order, WAIT};
+use crate::common::subscriber::Subscriber;
 use edgescribe::mqtt::Mqtt;
 
 /// Subscribed with `mosquitto_sub` (an independent client): the transcript arrives as the
@@ -181,12 +180,14 @@ fn broker_down_at_startup() {
     for i in 1..=25 {
         node.publish_transcript(&node::transcript(i), SystemTime::now(), 1);
     }
-    let failing_since = Instant::now();
-    while node.connection().attempts < 3 {
-        assert!(failing_since.elapsed() < WAIT, "no connection attempts");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let before = node.connection();
+    let before = common::eventually("the node's third connection attempt", WAIT, || {
+        let s = node.connection();
+        if s.attempts >= 3 {
+            Ok(s)
+        } else {
+            Err(s)
+        }
+    });
     assert!(!before.connected);
     assert!(before.attempts >= 2, "{before:?}");
     assert!(

@@ -2,13 +2,12 @@
 //! a separate client (rumqttc, as any subscriber on the network would) receives transcripts,
 //! the retained status and the Last Will's configuration.
 
-mod common;
-
 use std::net::TcpListener;
 use std::time::{Duration, SystemTime};
 
-use common::mqtt_node::{self as node, WAIT};
-use common::subscriber::Subscriber;
+use crate::common::eventually;
+use crate::common::mqtt_node::{self as node, WAIT};
+use crate::common::subscriber::Subscriber;
 use edgescribe::mqtt::{Mqtt, MqttConfig, MqttError};
 
 #[test]
@@ -29,15 +28,14 @@ fn embedded_broker_serves_subscribers() {
         ..MqttConfig::default()
     };
     let (node, _cmds) = Mqtt::start(&config, node::info()).unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    while !node.connection().connected {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            node.connection()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("the node to connect to its embedded broker", WAIT, || {
+        let s = node.connection();
+        if s.connected {
+            Ok(())
+        } else {
+            Err(s)
+        }
+    });
     let sub = Subscriber::connect(port, "embedded-sub", &["edgescribe/embedded-pi/#"]);
     // `online` arrives live (retain flag clear) if this subscription beat the node's publish to the
     // broker (CI under QEMU caught that race), else as the retained message.

@@ -1,15 +1,14 @@
 //! TLS and passwords against a real Mosquitto: the right CA connects; a wrong CA or a wrong
 //! password gives a clear error and is retried with backoff, not in a busy loop.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use common::mosquitto::{BrokerOptions, Mosquitto};
-use common::mqtt_node::{self as node, WAIT};
-use common::subscriber::Subscriber;
-use edgescribe::mqtt::{ConnectionStatus, Mqtt, MqttHandle};
+use crate::common;
+use crate::common::mosquitto::{BrokerOptions, Mosquitto};
+use crate::common::mqtt_node::{self as node, WAIT};
+use crate::common::subscriber::Subscriber;
+use edgescribe::mqtt::{Mqtt, MqttHandle};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
@@ -55,22 +54,16 @@ fn tls_broker(name: &str) -> (Mosquitto, PathBuf, PathBuf) {
     (broker, dir, ca_path)
 }
 
-/// Waits until `pred` holds for the node's connection status.
-fn wait_status(node: &MqttHandle, pred: impl Fn(&ConnectionStatus) -> bool) -> ConnectionStatus {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = node.connection();
-        if pred(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "timed out; last status {s:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Counts the connection attempts a failing node makes in `window` (after its first failure).
 fn attempts_in_window(node: &MqttHandle, window: Duration) -> u64 {
-    wait_status(node, |s| s.attempts >= 1 && s.last_error.is_some());
+    common::eventually("the node's first failed connection attempt", WAIT, || {
+        let s = node.connection();
+        if s.attempts >= 1 && s.last_error.is_some() {
+            Ok(())
+        } else {
+            Err(s)
+        }
+    });
     let before = node.connection().attempts;
     std::thread::sleep(window); // the measurement window itself
     node.connection().attempts - before
