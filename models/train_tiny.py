@@ -756,7 +756,7 @@ def cmd_fixtures(args):
             x += rng.standard_normal(len(x)).astype(np.float32) * 10 ** (-60 / 20) * 32768  # -60 dBFS noise floor
             wav = out / f"commands_{lang}.wav"
             sf.write(wav, np.clip(x, -32768, 32767).astype(np.int16), SR, subtype="PCM_16")
-            # with --binary: what tests/bundled_model.rs checks (segmenter cuts, each transcribed by tract);
+            # with --binary: what tests/asr/bundled_model.rs checks (segmenter cuts, each transcribed by tract);
             # an utterance that fails there is replaced by the next candidate
             failed = binary_check(args.binary, wav, lang, [str(data["text"][i]) for i in utts]) if args.binary else []
             if not failed or len(pool) - len(failed) < 3:

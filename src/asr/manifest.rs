@@ -168,7 +168,7 @@ impl Manifest {
                 .shape
                 .iter()
                 .try_fold(1usize, |n, d| (*d > 0).then(|| n.checked_mul(*d)).flatten());
-            if !elements.is_some_and(|n| n <= 1 << 28) {
+            if elements.is_none_or(|n| n > 1 << 28) {
                 return Err(format!(
                     "graph.adapter_inputs: {} has shape {:?}: every dimension > 0, at most 2^28 values",
                     input.name, input.shape

@@ -31,8 +31,8 @@ mod tls;
 pub mod topics;
 
 pub use command::Command;
-pub use credentials::check;
 pub use config::{parse_broker_url, BrokerAddr, ConfigError, MqttConfig, Secret};
+pub use credentials::check;
 pub use error::MqttError;
 pub use handle::{Mqtt, MqttHandle, COMMAND_QUEUE};
 pub use payload::{DaemonStats, DeviceState, TranscriptMessage};
