@@ -12,6 +12,7 @@
 mod common;
 
 mod alsa_file_pcm;
+mod hostile;
 mod input;
 mod listen;
 mod service;
