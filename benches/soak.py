@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Soak run: an hour of audio through the whole daemon, faster than real time.
+"""Soak run: an hour of audio through the whole daemon, faster than real time, optionally with faults.
 
     python3 benches/soak.py [--hours 1] [--binary target/release/edgescribe] [--model DIR]
+    python3 benches/soak.py --faults [--restart-every-s 10] [--junk-per-s 20] ...
 
 Builds a long recording (spoken commands from tests/fixtures/audio between 1-4 s of quiet room
 noise), runs `edgescribe run --input long.wav` (not paced: as fast as the recogniser goes) with the
@@ -9,6 +10,12 @@ embedded MQTT broker on a free port and a subscriber counting transcripts, sampl
 resident memory (VmRSS) every second, and reports: RSS after the first minute of audio and at the
 end, peak RSS (VmHWM), transcripts published vs received, panics in the log, exit status.
 Pass: no RSS growth beyond noise (end at most 10 % above early), zero panics, every transcript received.
+
+With --faults the broker is a real Mosquitto (with persistence, as installed) that is stopped and
+started again every --restart-every-s seconds of wall time, while junk commands arrive on the node's
+command topics (unknown languages, random bytes, 2 KB payloads, broken Hermes JSON, and one retained
+junk command that the broker hands over again at every reconnect). Pass additionally needs the daemon
+never to restart (one process, exit 0) and every transcript received despite the restarts.
 """
 from __future__ import annotations
 
@@ -75,7 +82,7 @@ def status_kb(pid: int, key: str) -> int | None:
 
 def subscribe(port: int, counts: dict, stop: threading.Event) -> subprocess.Popen:
     sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
-                            "-t", "edgescribe/soak/transcript", "-i", "soak-sub"],
+                            "-t", "edgescribe/soak/transcript", "-i", "soak-sub", "-c"],
                            stdout=subprocess.PIPE, text=True)
 
     def pump():
@@ -86,11 +93,48 @@ def subscribe(port: int, counts: dict, stop: threading.Event) -> subprocess.Pope
     return sub
 
 
+def start_mosquitto(port: int, workdir: Path) -> subprocess.Popen:
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                    f"persistence_location {workdir}/\nautosave_interval 0\n")
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("mosquitto did not start")
+
+
+JUNK = [b"klingon", b"\xff\xfe\x00", b"x" * 2048, b"", b"{\"siteId\": 5", b"maybe", b"  ", b"eng" * 400]
+
+
+def junk_sender(port: int, per_s: float, stop: threading.Event, sent: list) -> None:
+    """Junk on the command topics until `stop`; a retained one first."""
+    topics = ["edgescribe/soak/set/language", "edgescribe/soak/set/listening"]
+    subprocess.run(["mosquitto_pub", "-p", str(port), "-r", "-t", topics[1], "-m", "sometimes"],
+                   stderr=subprocess.DEVNULL)
+    i = 0
+    while not stop.wait(1.0 / per_s):
+        payload = JUNK[i % len(JUNK)]
+        r = subprocess.run(["mosquitto_pub", "-p", str(port), "-t", topics[i % 2], "-s"],
+                           input=payload, stderr=subprocess.DEVNULL)
+        if r.returncode == 0:
+            sent[0] += 1
+        i += 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--binary", type=Path, default=ROOT / "target/release/edgescribe")
     ap.add_argument("--model", type=Path, default=ROOT / "tests/fixtures/mms-tiny/int8")
+    ap.add_argument("--faults", action="store_true", help="real Mosquitto, restarted, and junk commands")
+    ap.add_argument("--restart-every-s", type=float, default=10.0)
+    ap.add_argument("--junk-per-s", type=float, default=20.0)
     args = ap.parse_args()
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,8 +143,14 @@ def main() -> int:
         seconds = args.hours * 3600
         n_utt = long_recording(wav, seconds, rng)
         port = free_port()
+        broker = None
+        if args.faults:
+            broker = start_mosquitto(port, tmp / "broker")
+            mqtt = f'broker = "mqtt://127.0.0.1:{port}"\nreconnect_max_ms = 2000\n'
+        else:
+            mqtt = f'embedded_listen = "127.0.0.1:{port}"\n'
         (tmp / "edgescribe.toml").write_text(
-            f'[mqtt]\nembedded_listen = "127.0.0.1:{port}"\ndevice_id = "soak"\nstats_interval_s = 10\n'
+            f'[mqtt]\n{mqtt}device_id = "soak"\nstats_interval_s = 10\n'
             f'[adapters]\ncache_dir = "{tmp / "cache"}"\nsource = ""\n')
         log = open(tmp / "daemon.log", "w+")
         t0 = time.monotonic()
@@ -117,17 +167,35 @@ def main() -> int:
                 sub = subscribe(port, counts, stop)
             except OSError:
                 time.sleep(0.1)
+        junk_sent = [0]
+        junk = None
+        if args.faults:
+            junk = threading.Thread(target=junk_sender, args=(port, args.junk_per_s, stop, junk_sent),
+                                    daemon=True)
+            junk.start()
+        restarts = 0
+        next_restart = time.monotonic() + args.restart_every_s
         samples = []  # (wall s, transcripts so far, VmRSS kB)
         while proc.poll() is None:
+            if broker and time.monotonic() >= next_restart:
+                broker.terminate()
+                broker.wait()
+                time.sleep(1.0)
+                broker = start_mosquitto(port, tmp / "broker")
+                restarts += 1
+                next_restart = time.monotonic() + args.restart_every_s
             rss = status_kb(proc.pid, "VmRSS")
             hwm = status_kb(proc.pid, "VmHWM")
             if rss:
                 samples.append((time.monotonic() - t0, len(counts["seqs"]), rss, hwm))
             time.sleep(1.0)
         wall = time.monotonic() - t0
+        stop.set()
         time.sleep(1.0)
         if sub:
             sub.terminate()
+        if broker:
+            broker.terminate()
         log.seek(0)
         text = log.read()
     panics = text.count("panicked")
@@ -145,6 +213,9 @@ def main() -> int:
         growth = float("inf")
     print(f"transcripts published: {published}, received by the subscriber: {len(counts['seqs'])}; "
           f"panics: {panics}")
+    if args.faults:
+        print(f"broker restarts: {restarts}, junk commands sent: {junk_sent[0]}, "
+              f"rejection log lines: {text.count('rejected command')}")
     ok = proc.returncode == 0 and panics == 0 and growth <= 10 and len(counts["seqs"]) == published
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
