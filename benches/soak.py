@@ -95,10 +95,17 @@ def subscribe(port: int, counts: dict, stop: threading.Event) -> subprocess.Pope
 
 def start_mosquitto(port: int, workdir: Path) -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
+    # Started as root, mosquitto drops to its own user: it must be able to save its database
+    # (subscribers' sessions and their queued messages) there when it stops.
+    workdir.chmod(0o777)
+    workdir.parent.chmod(0o755)
     conf = workdir / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
                     f"persistence_location {workdir}/\nautosave_interval 0\n")
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+    log = open(workdir / "broker.log", "a")
+    if os.environ.get("SOAK_BROKER_DEBUG"):
+        conf.write_text(conf.read_text() + "log_dest stderr\nlog_type all\n")
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=log)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -135,6 +142,7 @@ def main() -> int:
     ap.add_argument("--faults", action="store_true", help="real Mosquitto, restarted, and junk commands")
     ap.add_argument("--restart-every-s", type=float, default=10.0)
     ap.add_argument("--junk-per-s", type=float, default=20.0)
+    ap.add_argument("--keep-log", type=Path, help="copy the daemon's log here")
     args = ap.parse_args()
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory() as tmp:
@@ -196,8 +204,13 @@ def main() -> int:
             sub.terminate()
         if broker:
             broker.terminate()
+            broker.wait()
         log.seek(0)
         text = log.read()
+        if args.keep_log:
+            args.keep_log.write_text(text)
+            if (tmp / "broker" / "broker.log").exists():
+                args.keep_log.with_suffix(".broker").write_text((tmp / "broker" / "broker.log").read_text())
     panics = text.count("panicked")
     published = text.count("] transcript #")
     # "Early" = once a minute's worth of utterances is through (model and buffers warmed up).
@@ -213,6 +226,15 @@ def main() -> int:
         growth = float("inf")
     print(f"transcripts published: {published}, received by the subscriber: {len(counts['seqs'])}; "
           f"panics: {panics}")
+    missing = sorted(set(range(1, published + 1)) - counts["seqs"])
+    if missing:
+        runs, start = [], missing[0]
+        for a, b in zip(missing, missing[1:] + [None]):
+            if b != a + 1:
+                runs.append(f"{start}-{a}" if a != start else f"{a}")
+                if b is not None:
+                    start = b
+        print(f"missing seqs: {', '.join(runs[:20])}{' …' if len(runs) > 20 else ''}")
     if args.faults:
         print(f"broker restarts: {restarts}, junk commands sent: {junk_sent[0]}, "
               f"rejection log lines: {text.count('rejected command')}")
