@@ -11,7 +11,8 @@ use crate::config::ModelConfig;
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ModelDirArg {
     /// Exported model directory (see models/export.py; overrides model.dir). Default:
-    /// $EDGESCRIBE_MODEL, then /usr/share/edgescribe/model, then the model bundled in the sources.
+    /// $EDGESCRIBE_MODEL, then /usr/share/edgescribe/model, then the model bundled in the sources
+    /// (`cargo run` only).
     #[arg(long)]
     pub model: Option<PathBuf>,
 }

@@ -6,6 +6,7 @@
 //! the MQTT password comes from a file or an environment variable named here.
 
 mod locate;
+mod model_dir;
 mod overrides;
 mod range;
 mod tables;

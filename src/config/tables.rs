@@ -29,7 +29,8 @@ fn bad(key: &str, reason: impl Into<String>) -> Check {
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
     /// Directory written by `models/export.py`. Absent: `$EDGESCRIBE_MODEL`, then
-    /// `/usr/share/edgescribe/model`, then the model bundled with the sources.
+    /// `/usr/share/edgescribe/model`, then, for a binary run from the source tree (`cargo run`),
+    /// the model bundled there.
     pub dir: Option<PathBuf>,
     /// Threads for inference; 0: one per core. On a Pi 4 all four cores help; leave one free if
     /// the board does other work.
@@ -54,31 +55,14 @@ impl ModelConfig {
     }
 
     /// The model directory: `dir` when set (`--model` sets it too), else the first of
-    /// `$EDGESCRIBE_MODEL`, the system-wide install (`/usr/share/edgescribe/model`) and the model
-    /// bundled in the source tree that holds an export (a `manifest.json`).
+    /// `$EDGESCRIBE_MODEL`, the system-wide install (`/usr/share/edgescribe/model`) and, for a
+    /// binary run from the source tree only, the model bundled there, that holds an export (a
+    /// `manifest.json`): see [`super::model_dir`].
     pub fn resolve_dir(&self) -> anyhow::Result<PathBuf> {
-        if let Some(dir) = &self.dir {
-            return Ok(dir.clone());
+        match &self.dir {
+            Some(dir) => Ok(dir.clone()),
+            None => super::model_dir::Lookup::this_process().resolve(),
         }
-        let candidates: Vec<PathBuf> = std::env::var_os("EDGESCRIBE_MODEL")
-            .map(PathBuf::from)
-            .into_iter()
-            .chain([
-                PathBuf::from("/usr/share/edgescribe/model"),
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/bundled"),
-            ])
-            .collect();
-        if let Some(dir) = candidates
-            .iter()
-            .find(|d| d.join("manifest.json").is_file())
-        {
-            return Ok(dir.clone());
-        }
-        let searched: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
-        anyhow::bail!(
-            "no model found; pass --model DIR or set model.dir (searched {})",
-            searched.join(", ")
-        )
     }
 }
 
