@@ -33,7 +33,9 @@ pub fn discovery_messages(
     let node = ha_id(device_id);
     let device = json!({
         "identifiers": [format!("edgescribe_{node}")],
-        "name": device_id,
+        // Readable in Home Assistant's device list ("edgescribe kitchen", not "kitchen"); entity
+        // ids follow it: event.edgescribe_kitchen_transcript.
+        "name": format!("edgescribe {device_id}"),
         "manufacturer": "edgescribe",
         "model": format!("Speech-to-text node ({})", info.model),
         "sw_version": info.version,

@@ -15,13 +15,17 @@ use std::sync::mpsc::TrySendError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS,
-    TlsConfiguration, Transport,
+use rumqttc::v5::mqttbytes::v5::{
+    ConnAck, Filter, LastWill, PubAck, PubAckReason, RetainForwardRule, SubscribeReasonCode,
 };
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions};
+use rumqttc::{Outgoing, TlsConfiguration, Transport};
 
 use super::command::{parse_incoming, Incoming as Parsed, ParseContext};
 use super::discovery::discovery_messages;
+use super::limits;
+use super::payload::TranscriptMessage;
 use super::shared::{Shared, HERMES_MAX_AGE};
 use super::{broker, credentials, DeviceInfo, MqttConfig, MqttError};
 use crate::retry::Backoff;
@@ -114,14 +118,19 @@ pub fn spawn(
         format!("{host}:{port}")
     };
     let mut opts = MqttOptions::new(config.client_id(&device_id), host, port);
+    // The packet limit goes to the broker in CONNECT: it then drops larger messages (a 2 MB
+    // retained one, say) instead of sending them, which would end the connection at every
+    // reconnect. rumqttc applies the same limit to what it reads.
+    let max_packet = u32::try_from(config.max_packet_bytes).unwrap_or(u32::MAX);
     opts.set_keep_alive(Duration::from_secs(config.keep_alive_s))
-        .set_clean_session(true)
-        .set_max_packet_size(config.max_packet_bytes, config.max_packet_bytes)
+        .set_clean_start(true)
+        .set_max_packet_size(Some(max_packet))
         .set_last_will(LastWill::new(
             shared.topics.status.clone(),
             "offline",
             QoS::AtLeastOnce,
             true,
+            None,
         ));
     let credentials = credentials::read(config, use_tls)?;
     if let Some((user, password)) = &credentials.login {
@@ -157,6 +166,7 @@ pub fn spawn(
                 eventloop,
                 shared,
                 connected: false,
+                broker_max_packet: None,
                 command_logs: LogLimit::new(COMMAND_LOG_BURST, Duration::from_secs(60)),
                 retained_seen: SeenSet::default(),
             };
@@ -174,6 +184,8 @@ struct Loop {
     shared: Arc<Shared>,
     backoff: Backoff,
     connected: bool,
+    /// The broker's packet limit from its CONNACK, if it announced one.
+    broker_max_packet: Option<usize>,
     /// Rejected and dropped commands are logged at most a burst a minute (all are counted in
     /// `…/stats`): a flood from the network must not flood the journal.
     command_logs: LogLimit,
@@ -208,7 +220,7 @@ impl Loop {
             }
             if self.connected && !disconnecting {
                 if self.ack_overdue() {
-                    // Reconnecting is the only way MQTT 3.1.1 allows to re-send a publish.
+                    // Reconnecting is the only way MQTT allows to re-send a publish.
                     self.eventloop.clean();
                     self.on_connection_lost("a transcript was never acknowledged".into())
                         .await;
@@ -279,22 +291,18 @@ impl Loop {
 
     fn handle_event(&mut self, event: Event) {
         match event {
-            Event::Incoming(Incoming::ConnAck(ack)) => self.on_connack(ack.session_present),
-            Event::Incoming(Incoming::PubAck(ack)) => {
-                let delivered = self.shared.lock_outbox().on_puback(ack.pkid);
-                if let Some(id) = delivered {
-                    self.shared.unspool(id);
-                    self.shared.delivered.notify_all();
-                }
-            }
-            Event::Incoming(Incoming::Publish(p)) => {
-                self.on_message(&p.topic, &p.payload, p.retain)
-            }
+            Event::Incoming(Incoming::ConnAck(ack)) => self.on_connack(&ack),
+            Event::Incoming(Incoming::PubAck(ack)) => self.on_puback(&ack),
+            Event::Incoming(Incoming::Publish(p)) => match std::str::from_utf8(&p.topic) {
+                Ok(topic) => self.on_message(topic, &p.payload, p.retain),
+                // MQTT requires UTF-8 topics; a broker that breaks that is not worth a reconnect.
+                Err(_) => log::debug!("MQTT: message on a topic that is not UTF-8 ignored"),
+            },
             Event::Incoming(Incoming::SubAck(ack))
                 if ack
                     .return_codes
                     .iter()
-                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) =>
+                    .any(|c| !matches!(c, SubscribeReasonCode::Success(_))) =>
             {
                 log::warn!(
                     "MQTT broker {} refused a subscription: commands may not arrive (check its ACL)",
@@ -309,7 +317,48 @@ impl Loop {
         }
     }
 
-    fn on_connack(&mut self, _session_present: bool) {
+    /// A PubAck: delivered, or (MQTT 5 reason code) refused by the broker.
+    fn on_puback(&mut self, ack: &PubAck) {
+        let accepted = matches!(
+            ack.reason,
+            PubAckReason::Success | PubAckReason::NoMatchingSubscribers
+        );
+        let id = if accepted {
+            self.shared.lock_outbox().on_puback(ack.pkid)
+        } else {
+            let id = self.shared.lock_outbox().on_refused(ack.pkid);
+            if id.is_some() {
+                if let Verdict::Log { suppressed } = self.command_logs.check(Instant::now()) {
+                    log::error!(
+                        "MQTT: broker {} refused a transcript ({:?}); dropped, not re-sent (check its ACL and quotas){}",
+                        self.ctx.broker,
+                        ack.reason,
+                        left_out(suppressed)
+                    );
+                }
+            }
+            id
+        };
+        if let Some(id) = id {
+            self.shared.unspool(id);
+            self.shared.delivered.notify_all();
+        }
+    }
+
+    fn on_connack(&mut self, ack: &ConnAck) {
+        self.broker_max_packet = ack
+            .properties
+            .as_ref()
+            .and_then(|p| p.max_packet_size)
+            .map(|bytes| bytes as usize);
+        if let Some(limit) = self.broker_max_packet {
+            if limit < self.ctx.config.max_packet_bytes {
+                log::info!(
+                    "MQTT: broker {} accepts packets of at most {limit} bytes: longer transcripts are cut to fit",
+                    self.ctx.broker
+                );
+            }
+        }
         self.connected = true;
         self.backoff.reset();
         {
@@ -329,17 +378,24 @@ impl Loop {
         // rumqttc forgot everything of the previous connection (clean session).
         self.shared.lock_outbox().on_disconnect();
         let t = &self.shared.topics;
-        let mut subs = vec![t.set_language.clone(), t.set_listening.clone()];
-        if self.ctx.config.ha_discovery {
-            subs.push(t.ha_status.clone());
-        }
+        let mut commands = vec![t.set_language.clone(), t.set_listening.clone()];
         if self.ctx.config.hermes {
-            subs.push(t.hermes_toggle_on.to_string());
-            subs.push(t.hermes_toggle_off.to_string());
+            commands.push(t.hermes_toggle_on.to_string());
+            commands.push(t.hermes_toggle_off.to_string());
         }
-        let filters = subs
+        // Retain Handling 2: the broker sends no retained message on these topics (a command is
+        // taken live only; one retained would be obeyed again at every reconnect). Home
+        // Assistant's status is not a command: its retained birth message is wanted.
+        let mut filters: Vec<Filter> = commands
             .into_iter()
-            .map(|path| rumqttc::SubscribeFilter::new(path, QoS::AtLeastOnce));
+            .map(|path| Filter {
+                retain_forward_rule: RetainForwardRule::Never,
+                ..Filter::new(path, QoS::AtLeastOnce)
+            })
+            .collect();
+        if self.ctx.config.ha_discovery {
+            filters.push(Filter::new(t.ha_status.clone(), QoS::AtLeastOnce));
+        }
         if let Err(e) = self.client.try_subscribe_many(filters) {
             log::warn!("MQTT: cannot queue subscriptions: {e}");
         }
@@ -349,6 +405,7 @@ impl Loop {
         // Retained messages may be gone (broker restarted without persistence): say them again.
         p.state_dirty = true;
         p.languages_dirty = p.languages.is_some();
+        p.stats_dirty = p.stats.is_some();
         p.announce = self.ctx.config.ha_discovery;
     }
 
@@ -466,9 +523,10 @@ impl Loop {
                 .then(|| p.languages.clone())
                 .flatten();
             let announce = std::mem::take(&mut p.announce);
-            let stats = p.stats.take().map(|mut s| {
+            let stats_dirty = std::mem::take(&mut p.stats_dirty);
+            let stats = p.stats.as_mut().filter(|_| stats_dirty).map(|s| {
                 s.mqtt = self.shared.counters();
-                serde_json::to_vec(&s)
+                serde_json::to_vec(s)
             });
             // Hermes captures are only meaningful live; do not replay them after an outage.
             let hermes: Vec<Vec<u8>> = p
@@ -480,6 +538,7 @@ impl Loop {
             (state, languages, announce, stats, hermes)
         };
         let t = self.shared.topics.clone();
+        self.fit_transcripts(&t.transcript);
         if let Some(Ok(state)) = state {
             self.publish(&t.state, QoS::AtLeastOnce, true, state);
         }
@@ -498,7 +557,7 @@ impl Loop {
             }
         }
         if let Some(Ok(stats)) = stats {
-            self.publish(&t.stats, QoS::AtMostOnce, false, stats);
+            self.publish(&t.stats, QoS::AtLeastOnce, true, stats);
         }
         for h in hermes {
             self.publish(t.hermes_text_captured, QoS::AtMostOnce, false, h);
@@ -518,8 +577,42 @@ impl Loop {
         }
     }
 
-    /// Publishes a non-transcript message, recording it for the packet-id bookkeeping.
+    /// Cuts queued transcripts down to the broker's packet limit; those that cannot fit leave.
+    fn fit_transcripts(&mut self, topic: &str) {
+        let Some(limit) = self.broker_max_packet else {
+            return;
+        };
+        let max_payload = limits::max_payload_bytes(topic, limit, true).unwrap_or(0);
+        let refused = self
+            .shared
+            .lock_outbox()
+            .fit_queued(max_payload, TranscriptMessage::shrink_json);
+        for id in refused {
+            log::error!(
+                "MQTT: a transcript cannot fit in the {limit}-byte packets broker {} accepts, even without its text; dropped",
+                self.ctx.broker
+            );
+            self.shared.unspool(id);
+            self.shared.delivered.notify_all();
+        }
+    }
+
+    /// Publishes a non-transcript message, recording it for the packet-id bookkeeping. One larger
+    /// than the broker accepts is left out (logged, counted): sent, it would end the connection.
     fn publish(&self, topic: &str, qos: QoS, retain: bool, payload: impl Into<Vec<u8>>) {
+        let payload = payload.into();
+        let packet = limits::publish_packet_bytes(topic, payload.len(), qos != QoS::AtMostOnce);
+        if let Some(limit) = self.broker_max_packet.filter(|limit| packet > *limit) {
+            self.shared
+                .counters
+                .messages_too_large
+                .fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "MQTT: message for {topic} ({packet} bytes) left out: broker {} accepts at most {limit}",
+                self.ctx.broker
+            );
+            return;
+        }
         match self.client.try_publish(topic, qos, retain, payload) {
             Ok(()) => self.shared.lock_outbox().note_other_publish(),
             Err(e) => log::warn!("MQTT: cannot queue message for {topic}: {e}"),
@@ -536,13 +629,19 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 
 /// One line a user can act on.
 fn describe(e: &ConnectionError) -> String {
-    use rumqttc::ConnectReturnCode as C;
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode as C;
     match e {
         ConnectionError::ConnectionRefused(C::BadUserNamePassword) => {
             "broker refused the connection: bad user name or password".into()
         }
         ConnectionError::ConnectionRefused(C::NotAuthorized) => {
             "broker refused the connection: not authorized (user name, password or ACL)".into()
+        }
+        ConnectionError::ConnectionRefused(
+            C::UnsupportedProtocolVersion | C::RefusedProtocolVersion,
+        ) => {
+            "broker refused the connection: it does not speak MQTT 5 (Mosquitto 1.6 or later does)"
+                .into()
         }
         ConnectionError::ConnectionRefused(code) => {
             format!("broker refused the connection: {code:?}")

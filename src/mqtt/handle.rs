@@ -182,13 +182,17 @@ impl MqttHandle {
         self.shared.wake.notify_one();
     }
 
-    /// Publishes `…/stats` (the latest call wins if the broker is unreachable meanwhile).
+    /// Publishes `…/stats`, retained (the latest call wins if the broker is unreachable meanwhile;
+    /// it is said again at every reconnect).
     pub fn publish_stats(&self, stats: DaemonStats) {
         let msg = StatsMessage {
             daemon: stats,
             mqtt: self.counters(),
         };
-        self.shared.lock_pending().stats = Some(msg);
+        let mut p = self.shared.lock_pending();
+        p.stats = Some(msg);
+        p.stats_dirty = true;
+        drop(p);
         self.shared.wake.notify_one();
     }
 

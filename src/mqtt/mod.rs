@@ -5,7 +5,7 @@
 //!
 //! - Pure protocol logic, unit-tested without sockets: [`topics`], [`payload`], [`command`]
 //!   (the parser everything from the network goes through), [`discovery`], [`outbox`]
-//!   (delivery bookkeeping).
+//!   (delivery bookkeeping), [`limits`] (packet sizes against the broker's limit).
 //! - I/O: [`spool`] (disk copy of the outbox), `tls` (rustls with ring), `broker` (embedded
 //!   rumqttd), `eventloop` (the thread owning the rumqttc connection), `shared` (what the
 //!   daemon's handle and that thread share).
@@ -13,7 +13,15 @@
 //!
 //! Delivery guarantee: a transcript is removed from the bounded outbox only when the broker
 //! acknowledges it (QoS 1 PubAck); after any reconnect the unacknowledged ones are sent again,
-//! in order. Subscribers may therefore see duplicates, recognisable by `(boot_id, seq)`.
+//! in order. Subscribers may therefore see duplicates, recognisable by `(boot_id, seq)`. A
+//! transcript the broker refuses (a PubAck with an error reason: ACL, quota) or that exceeds its
+//! packet limit even cut down is dropped, logged and counted (`transcripts_refused`), never
+//! retried for ever.
+//!
+//! MQTT 5, for what 3.1.1 cannot say: the client's packet limit in CONNECT (the broker drops
+//! larger messages instead of sending them and ending the connection), the broker's limit in
+//! CONNACK (transcripts are cut to fit it), reasons in PubAck, and `Retain Handling = 2` on
+//! command subscriptions (the broker does not send retained commands at all).
 
 mod broker;
 pub mod command;
@@ -23,6 +31,7 @@ pub mod discovery;
 mod error;
 mod eventloop;
 mod handle;
+pub mod limits;
 pub mod outbox;
 pub mod payload;
 mod shared;

@@ -42,6 +42,7 @@ pub struct Outbox {
     entries: VecDeque<Entry>,
     capacity: usize,
     dropped: u64,
+    refused: u64,
     /// Publish requests handed to rumqttc whose `Outgoing::Publish` event has not come yet:
     /// `Some(id)` for a transcript, `None` for any other publish.
     submitted: VecDeque<Option<u64>>,
@@ -53,6 +54,7 @@ impl Outbox {
             entries: VecDeque::new(),
             capacity: capacity.max(1),
             dropped: 0,
+            refused: 0,
             submitted: VecDeque::new(),
         }
     }
@@ -143,6 +145,42 @@ impl Outbox {
             .count()
     }
 
+    /// Makes every queued transcript fit in `max_payload` bytes: `shrink` gives a smaller
+    /// version, or `None` when none fits. Returns the ids of the transcripts that could not be
+    /// made to fit; they leave the outbox, counted as refused.
+    pub fn fit_queued(
+        &mut self,
+        max_payload: usize,
+        shrink: impl Fn(&[u8], usize) -> Option<Vec<u8>>,
+    ) -> Vec<u64> {
+        let mut refused = Vec::new();
+        self.entries.retain_mut(|e| {
+            if e.state != State::Queued || e.payload.len() <= max_payload {
+                return true;
+            }
+            match shrink(&e.payload, max_payload).filter(|p| p.len() <= max_payload) {
+                Some(smaller) => {
+                    e.payload = smaller.into();
+                    true
+                }
+                None => {
+                    refused.push(e.id);
+                    false
+                }
+            }
+        });
+        self.refused += refused.len() as u64;
+        refused
+    }
+
+    /// The broker answered `pkid` with an error (not authorised, quota, …): the transcript
+    /// leaves the outbox, counted as refused. Re-sending it would get the same answer.
+    pub fn on_refused(&mut self, pkid: u16) -> Option<u64> {
+        let id = self.on_puback(pkid)?;
+        self.refused += 1;
+        Some(id)
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -154,6 +192,11 @@ impl Outbox {
     /// Transcripts dropped because the outbox was full, since creation.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Transcripts the broker refused or that exceeded its packet limit, since creation.
+    pub fn refused(&self) -> u64 {
+        self.refused
     }
 }
 
@@ -246,5 +289,42 @@ mod tests {
         assert_eq!(o.on_puback(1), None);
         o.on_disconnect();
         assert_eq!(sent(&mut o, 10), vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn queued_entries_are_fitted_or_refused() {
+        let mut o = Outbox::new(10);
+        o.push(1, p("short"));
+        o.push(2, p("much too long"));
+        o.push(3, p("far far far too long"));
+        o.push(4, p("ok"));
+        // Shrinks to the first `max` bytes when the payload starts with "much", else cannot.
+        let shrink = |b: &[u8], max: usize| b.starts_with(b"much").then(|| b[..max].to_vec());
+        assert_eq!(o.fit_queued(8, shrink), vec![3]);
+        assert_eq!(o.refused(), 1);
+        let sent: Vec<Vec<u8>> = std::iter::from_fn(|| o.next_to_send(10))
+            .map(|(_, p)| p.to_vec())
+            .collect();
+        assert_eq!(
+            sent,
+            vec![b"short".to_vec(), b"much too".to_vec(), b"ok".to_vec()]
+        );
+        // Entries already handed to the client are left alone.
+        assert!(o.fit_queued(1, shrink).is_empty());
+    }
+
+    #[test]
+    fn a_refused_transcript_leaves_and_is_counted() {
+        let mut o = Outbox::new(10);
+        o.push(1, p("a"));
+        o.push(2, p("b"));
+        assert_eq!(sent(&mut o, 10), vec![1, 2]);
+        o.on_outgoing_publish(7, t0());
+        o.on_outgoing_publish(8, t0());
+        assert_eq!(o.on_refused(8), Some(2));
+        assert_eq!(o.on_refused(8), None);
+        assert_eq!((o.refused(), o.len()), (1, 1));
+        o.on_disconnect();
+        assert_eq!(sent(&mut o, 10), vec![1], "the refused one is not re-sent");
     }
 }

@@ -91,6 +91,14 @@ impl TranscriptMessage {
         }
     }
 
+    /// A queued message's JSON made to fit `max_bytes` (see [`TranscriptMessage::to_json_within`]),
+    /// for a broker whose limit is only known once connected. `None` when it cannot fit or is
+    /// not a transcript message.
+    pub fn shrink_json(json: &[u8], max_bytes: usize) -> Option<Vec<u8>> {
+        let mut msg: TranscriptMessage = serde_json::from_slice(json).ok()?;
+        msg.to_json_within(max_bytes)
+    }
+
     /// The message as JSON of at most `max_bytes`: whole when it fits, else without `words`, else
     /// with `text` shortened (at a character boundary), flagged `truncated`. `None` only when even
     /// an empty text does not fit (a limit too small for any transcript).
@@ -225,6 +233,14 @@ pub struct MqttCounters {
     pub outbox_depth: usize,
     /// Transcripts dropped because the outbox was full (the oldest go first).
     pub outbox_dropped: u64,
+    /// Transcripts the broker refused (MQTT 5 PubAck reason: ACL, quota) or that did not fit in
+    /// its packet limit even cut down: dropped, not re-sent.
+    #[serde(default)]
+    pub transcripts_refused: u64,
+    /// Other messages (state, discovery, languages, stats) left out for exceeding the broker's
+    /// packet limit.
+    #[serde(default)]
+    pub messages_too_large: u64,
     /// Transcripts that could not be written to or removed from the spool directory.
     pub spool_errors: u64,
     /// Commands dropped because the daemon had not taken the previous ones yet.
@@ -388,5 +404,17 @@ mod tests {
         // Too small for even an empty text.
         let mut m = TranscriptMessage::from_transcript(&long, start, 1, "m", stamp());
         assert!(m.to_json_within(50).is_none());
+
+        // The same from queued JSON, as the event loop does for a broker's smaller limit.
+        let queued = serde_json::to_vec(&whole).unwrap();
+        let cut = TranscriptMessage::shrink_json(&queued, 300).unwrap();
+        assert!(cut.len() <= 300);
+        let v: serde_json::Value = serde_json::from_slice(&cut).unwrap();
+        assert_eq!(
+            (v["truncated"].clone(), v["seq"].clone()),
+            (true.into(), 1.into())
+        );
+        assert!(TranscriptMessage::shrink_json(&queued, 50).is_none());
+        assert!(TranscriptMessage::shrink_json(b"not json", 1000).is_none());
     }
 }

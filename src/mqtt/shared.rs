@@ -60,7 +60,10 @@ pub(super) struct Pending {
     /// `…/languages` payload (retained), re-sent after every reconnect like the state.
     pub languages: Option<Vec<u8>>,
     pub languages_dirty: bool,
+    /// The latest `…/stats` (retained), sent when dirty: at each report and at every connection,
+    /// so Home Assistant's sensors have values from the start, not after a whole interval.
     pub stats: Option<StatsMessage>,
+    pub stats_dirty: bool,
     /// Hermes `textCaptured` payloads and when they were queued.
     pub hermes: std::collections::VecDeque<(Instant, Vec<u8>)>,
     /// (Re)publish the Home Assistant discovery configs.
@@ -73,6 +76,8 @@ pub(super) struct Counters {
     pub spool_errors: AtomicU64,
     pub commands_dropped: AtomicU64,
     pub commands_rejected: AtomicU64,
+    /// Non-transcript messages (state, discovery, …) left out for exceeding the broker's limit.
+    pub messages_too_large: AtomicU64,
 }
 
 impl Shared {
@@ -107,6 +112,7 @@ impl Shared {
                 languages: None,
                 languages_dirty: false,
                 stats: None,
+                stats_dirty: false,
                 hermes: Default::default(),
                 announce: config.ha_discovery,
             }),
@@ -153,14 +159,16 @@ impl Shared {
     }
 
     pub fn counters(&self) -> MqttCounters {
-        let (depth, dropped) = {
+        let (depth, dropped, refused) = {
             let o = self.lock_outbox();
-            (o.len(), o.dropped())
+            (o.len(), o.dropped(), o.refused())
         };
         MqttCounters {
             reconnects: self.counters.reconnects.load(Ordering::Relaxed),
             outbox_depth: depth,
             outbox_dropped: dropped,
+            transcripts_refused: refused,
+            messages_too_large: self.counters.messages_too_large.load(Ordering::Relaxed),
             spool_errors: self.counters.spool_errors.load(Ordering::Relaxed),
             commands_dropped: self.counters.commands_dropped.load(Ordering::Relaxed),
             commands_rejected: self.counters.commands_rejected.load(Ordering::Relaxed),

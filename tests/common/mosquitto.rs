@@ -19,6 +19,8 @@ pub struct BrokerOptions {
     pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
     /// (user, password): anonymous clients are refused.
     pub user: Option<(String, String)>,
+    /// More lines of broker configuration (`max_packet_size 4000`, …).
+    pub extra: String,
 }
 
 pub struct Mosquitto {
@@ -57,6 +59,7 @@ impl Mosquitto {
         conf += &format!("persistence true\npersistence_location {}/\n", db.display());
         conf += "autosave_interval 0\n";
         conf += "per_listener_settings false\n";
+        conf += &options.extra;
         if let Some((user, password)) = &options.user {
             let pw = dir.join("passwd");
             let status = Command::new("mosquitto_passwd")

@@ -48,7 +48,7 @@ fn tls_broker(name: &str) -> (Mosquitto, PathBuf, PathBuf) {
         &dir.join("broker"),
         BrokerOptions {
             tls: Some((ca_path.clone(), cert, key)),
-            user: None,
+            ..BrokerOptions::default()
         },
     );
     (broker, dir, ca_path)
@@ -129,8 +129,8 @@ fn wrong_password_fails_clearly_with_backoff_right_one_connects() {
     let mut broker = Mosquitto::start(
         &dir.join("broker"),
         BrokerOptions {
-            tls: None,
             user: Some(("edge".into(), "right-password".into())),
+            ..BrokerOptions::default()
         },
     );
     std::fs::write(dir.join("wrong"), "wrong-password\n").unwrap();

@@ -126,8 +126,9 @@ impl Daemon {
         let Some(rx) = self.inbox.take() else {
             anyhow::bail!("the daemon's control loop already ran");
         };
-        let stats_every = Duration::from_secs(self.config.mqtt.stats_interval_s);
-        let mut next_stats = Instant::now() + stats_every;
+        // The first report at once: Home Assistant's sensors would be `unknown` for a whole
+        // interval otherwise.
+        let mut next_stats = Instant::now();
         let ping_every = self.watchdog.map(|w| w.ping_every);
         let mut next_ping = Instant::now();
         loop {
