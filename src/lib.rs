@@ -20,3 +20,4 @@ pub mod redact;
 pub mod retry;
 pub mod service;
 pub mod vad;
+pub mod wyoming;

@@ -81,6 +81,14 @@ impl Recognizer {
         self.packs.keys().map(String::as_str)
     }
 
+    /// Transcribes in `lang` (a loaded language), leaving the active language as it is: what a
+    /// request naming its own language needs while the microphone keeps its own.
+    pub fn transcribe_in(&self, lang: &str, samples: &[f32]) -> Result<Transcript, AsrError> {
+        let mut other = self.clone();
+        other.set_language(lang)?;
+        other.transcribe(samples)
+    }
+
     /// Transcribes 16 kHz mono samples in the active language.
     pub fn transcribe(&self, samples: &[f32]) -> Result<Transcript, AsrError> {
         let decoded = self.engine.transcribe(&self.active, samples)?;

@@ -44,6 +44,8 @@ pub struct Config {
     pub recognizer: RecognizerConfig,
     pub mqtt: MqttConfig,
     pub record: RecordConfig,
+    /// The Wyoming speech-to-text server for Home Assistant (off unless `listen` is set).
+    pub wyoming: crate::wyoming::WyomingConfig,
 }
 
 /// A configuration that cannot be used: where (file, line, key) and why, on one line.
@@ -146,6 +148,9 @@ impl Config {
         self.record
             .validate()
             .map_err(|(k, r)| (format!("record.{k}"), r))?;
+        self.wyoming
+            .validate()
+            .map_err(|(k, r)| (format!("wyoming.{k}"), r))?;
         Ok(())
     }
 }

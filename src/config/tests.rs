@@ -59,6 +59,7 @@ fn every_documented_default_is_the_real_default() {
         "mqtt.password_env",
         "mqtt.spool_dir",
         "record.dir",
+        "wyoming.listen",
     ];
     let mut seen = Vec::new();
     for line in option_lines(EXAMPLE) {

@@ -118,6 +118,17 @@ impl MqttHandle {
         started_at: SystemTime,
         processing_ms: u64,
     ) -> u64 {
+        self.publish_transcript_from(transcript, started_at, processing_ms, None)
+    }
+
+    /// [`MqttHandle::publish_transcript`] with the message's `source` (`Some("wyoming")`).
+    pub fn publish_transcript_from(
+        &self,
+        transcript: &Transcript,
+        started_at: SystemTime,
+        processing_ms: u64,
+        source: Option<&str>,
+    ) -> u64 {
         let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let stamp = Stamp {
             seq,
@@ -130,6 +141,10 @@ impl MqttHandle {
             &self.shared.model,
             stamp,
         );
+        let msg = TranscriptMessage {
+            source: source.map(str::to_string),
+            ..msg
+        };
         self.publish_message(&msg);
         seq
     }

@@ -36,6 +36,10 @@ pub struct TranscriptMessage {
     /// left out, and if that was not enough, `text` shortened. Absent when whole.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// `"wyoming"`: the audio came from a Wyoming client (Home Assistant's voice pipeline), not the
+    /// node's microphone. Absent for the microphone (and `--input`), as before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// A word with times relative to the utterance's `start`.
@@ -88,6 +92,7 @@ impl TranscriptMessage {
             processing_ms,
             model: model.to_string(),
             truncated: false,
+            source: None,
         }
     }
 
@@ -222,6 +227,9 @@ pub struct DaemonStats {
     pub recognition_failures: u64,
     /// Recordings that could not be written (`--record-dir`), since it was last configured.
     pub record_errors: u64,
+    /// The Wyoming server's counters since start; absent when it is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wyoming: Option<crate::wyoming::WyomingStats>,
 }
 
 /// The MQTT layer's own counters, since start.

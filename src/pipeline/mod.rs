@@ -12,3 +12,4 @@ pub mod queue;
 pub mod recognize;
 pub mod record;
 mod stats;
+pub mod wyoming;

@@ -30,6 +30,9 @@ pub struct AsrShared {
     pub capture_started: SystemTime,
     pub counters: AsrCounters,
     pub heartbeat: Heartbeat,
+    /// Held for each recogniser run, the microphone's and the Wyoming server's alike: one run at a
+    /// time, since one already uses every core (see `pipeline::wyoming`).
+    pub inference: Mutex<()>,
 }
 
 /// When the `asr` thread last showed life: it beats while waiting and after each utterance.
@@ -139,8 +142,11 @@ fn handle(shared: &AsrShared, u: Utterance) {
         return;
     }
     let recognizer = shared.lock_recognizer().clone();
+    let turn = shared.inference.lock().unwrap_or_else(|p| p.into_inner());
     let began = Instant::now();
-    let transcript = match recognizer.transcribe(&u.samples) {
+    let result = recognizer.transcribe(&u.samples);
+    drop(turn);
+    let transcript = match result {
         Ok(t) => t,
         Err(e) => {
             c.failures.fetch_add(1, Ordering::Relaxed);

@@ -141,6 +141,7 @@ impl Daemon {
             muted_utterances: c.muted.load(Ordering::Relaxed),
             recognition_failures: c.failures.load(Ordering::Relaxed),
             record_errors: self.shared.record_errors(),
+            wyoming: self.wyoming.as_ref().map(|w| w.counters().snapshot()),
         };
         self.shared.mqtt().publish_stats(stats);
         let status = format!(

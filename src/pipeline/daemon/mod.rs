@@ -104,6 +104,8 @@ pub struct Daemon {
     /// The languages' latest statuses, as published on `…/languages`.
     statuses: Vec<LanguageStatus>,
     model_name: String,
+    /// The Wyoming server (`[wyoming] listen`), sharing the recogniser.
+    wyoming: Option<crate::wyoming::Server>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (or the end of `--input`).

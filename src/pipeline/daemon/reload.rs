@@ -56,6 +56,9 @@ impl Daemon {
         if new.audio != self.config.audio && self.options.input.is_none() {
             log::warn!("reload: [audio] changes need a restart (systemctl restart edgescribe)");
         }
+        if new.wyoming != self.config.wyoming {
+            log::warn!("reload: [wyoming] changes need a restart (systemctl restart edgescribe)");
+        }
         let vad = (new.vad != self.config.vad).then(|| new.vad.clone());
         let recorder = if new.record != self.config.record {
             Some(start_recorder(&new)?)

@@ -24,6 +24,7 @@ use super::super::listen::Listener;
 use super::super::recognize::{self, AsrCounters, AsrShared};
 use super::super::record::Recorder;
 use super::super::stats::StatsWindow;
+use super::super::wyoming;
 use super::{Daemon, Event, RunOptions};
 
 /// How many control events may wait; signal and command threads block (briefly) beyond it.
@@ -55,6 +56,7 @@ impl Daemon {
         let recorder = start_recorder(&config)?;
         let source: Box<dyn AudioSource> = match &options.input {
             Some(path) => Box::new(WavSource::new(path, options.realtime)),
+            None if config.audio.device == wyoming::NO_DEVICE => Box::new(wyoming::NoSource),
             None => Box::new(AlsaSource::new(config.audio.alsa())),
         };
         let source_name = source.describe();
@@ -75,6 +77,7 @@ impl Daemon {
             capture_started,
             counters: AsrCounters::default(),
             heartbeat: Default::default(),
+            inference: Mutex::new(()),
         });
         let asr = recognize::spawn(listener.utterances().clone(), shared.clone(), {
             let events = events.clone();
@@ -82,6 +85,12 @@ impl Daemon {
                 let _ = events.send(Event::AsrDone);
             }
         })?;
+        let wyoming = wyoming::start(
+            &config.wyoming,
+            &shared,
+            &config.mqtt.device_id(),
+            &model_name,
+        )?;
         Ok(Some(Daemon {
             options,
             config,
@@ -101,6 +110,7 @@ impl Daemon {
             source: source_name,
             statuses,
             model_name,
+            wyoming,
         }))
     }
 }

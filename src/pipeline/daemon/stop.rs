@@ -21,6 +21,8 @@ const MQTT_STOP_MIN: Duration = Duration::from_secs(3);
 const SOURCE_STOP_GRACE: Duration = Duration::from_secs(2);
 /// How long a connection replaced by a reload may take to hand over.
 const MQTT_SWAP_TIMEOUT: Duration = Duration::from_secs(5);
+/// When `--input` ends, Wyoming requests in flight get this long to finish.
+const WYOMING_INPUT_GRACE: Duration = Duration::from_secs(5);
 
 impl Daemon {
     /// SIGTERM/SIGINT: stop capture, let the VAD close the utterance in progress, recognise and
@@ -29,6 +31,10 @@ impl Daemon {
         self.notify.stopping();
         log::info!("stopping: finishing the utterances in flight");
         let deadline = Instant::now() + Duration::from_secs(self.config.recognizer.drain_timeout_s);
+        // New Wyoming connections stop now; requests in flight share the drain deadline.
+        if let Some(server) = self.wyoming.as_mut() {
+            server.begin_stop(deadline);
+        }
         // Bounded whatever the source is blocked in: one that honours the stop does within a
         // period; one still blocked after the grace (a FIFO nobody writes to) is left behind.
         let grace = deadline
@@ -44,6 +50,7 @@ impl Daemon {
                 self.config.recognizer.drain_timeout_s
             );
         }
+        self.wait_wyoming(deadline);
         self.close_recorder();
         self.stop_mqtt(deadline);
         Ok(())
@@ -64,6 +71,11 @@ impl Daemon {
 
     /// `--input` ran out: everything is recognised; exit once the broker has it all.
     pub(super) fn input_done(&mut self, rx: &Receiver<Event>) -> Result<()> {
+        if let Some(server) = self.wyoming.as_mut() {
+            let deadline = Instant::now() + WYOMING_INPUT_GRACE;
+            server.begin_stop(deadline);
+            self.wait_wyoming(deadline);
+        }
         let capture = self.listener.wait();
         // The recogniser has finished (it sent AsrDone after its last utterance).
         self.close_recorder();
@@ -121,6 +133,16 @@ impl Daemon {
             }
         }
         true
+    }
+
+    /// Waits for the Wyoming server's connections (bounded by `deadline`) and logs its counters.
+    fn wait_wyoming(&self, deadline: Instant) {
+        if let Some(server) = &self.wyoming {
+            if !server.wait(deadline) {
+                log::warn!("wyoming: connections still open at the stop deadline: closed");
+            }
+            log::info!("wyoming: {:?}", server.counters().snapshot());
+        }
     }
 
     fn stop_mqtt(&self, deadline: Instant) {
