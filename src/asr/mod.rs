@@ -9,6 +9,7 @@
 
 mod adapter;
 pub mod ctc;
+pub mod decode;
 mod engine;
 mod error;
 pub mod features;

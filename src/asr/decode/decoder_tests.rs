@@ -1,0 +1,135 @@
+use super::*;
+use crate::asr::decode::beam::tests::{frames, vocab};
+
+fn peaked(ids: &[usize]) -> Vec<f32> {
+    ids.iter()
+        .flat_map(|&id| (0..8).map(move |v| if v == id { 6.0 } else { 0.0 }))
+        .collect()
+}
+
+#[test]
+fn greedy_is_the_default_and_unchanged() {
+    let logits = peaked(&[5, 5, 0, 6, 4, 7, 0]);
+    let out = Decoder::greedy().decode(&logits, &vocab());
+    assert_eq!(out.decoded, greedy_decode(&logits, &vocab()));
+    assert!(!out.rejected && out.alternatives.is_empty() && out.hint.is_none());
+    assert!(!Decoder::greedy().uses_beam());
+    assert_eq!(DecoderConfig::default().mode, Mode::Greedy);
+}
+
+fn phrase_decoder(phrases: &[&str], threshold: f32) -> Decoder {
+    Decoder {
+        phrases: Some(Arc::new(Grammar::from_phrases(phrases).unwrap())),
+        reject_nats_per_frame: threshold,
+        ..Decoder::greedy()
+    }
+}
+
+#[test]
+fn phrase_mode_accepts_a_close_sentence_and_rejects_a_far_one() {
+    // Clearly "ab c" (a, b, boundary, c, with blanks).
+    let logits = peaked(&[5, 0, 6, 4, 7, 0]);
+    let accepted = phrase_decoder(&["ab c", "ba"], 0.5).decode(&logits, &vocab());
+    assert_eq!(accepted.decoded.text, "ab c");
+    assert!(!accepted.rejected);
+    assert_eq!(accepted.decoded.words.len(), 2);
+    // Only "ab b" is allowed: one letter wrong at a confident frame is ~6 nats over 6 frames.
+    let rejected = phrase_decoder(&["ab b"], 0.5).decode(&logits, &vocab());
+    assert!(rejected.rejected);
+    assert_eq!(rejected.decoded.text, "");
+    assert_eq!(rejected.hint.as_deref(), Some("ab b"));
+    // With a lax threshold the same utterance is taken as the allowed sentence.
+    let lax = phrase_decoder(&["ab b"], 5.0).decode(&logits, &vocab());
+    assert_eq!((lax.decoded.text.as_str(), lax.rejected), ("ab b", false));
+}
+
+#[test]
+fn phrase_mode_with_nothing_reachable_rejects_without_hint() {
+    let logits = frames(&[&[(5, 0.9), (0, 0.1)]]);
+    let out = phrase_decoder(&["abcabc"], 0.5).decode(&logits, &vocab());
+    assert!(out.rejected && out.hint.is_none() && out.decoded.text.is_empty());
+}
+
+#[test]
+fn beam_mode_returns_alternatives() {
+    let row: &[(usize, f32)] = &[(5, 0.5), (6, 0.3), (0, 0.2)];
+    let decoder = Decoder {
+        mode: Mode::Beam,
+        ..Decoder::greedy()
+    };
+    let out = decoder.decode(&frames(&[row]), &vocab());
+    assert_eq!(out.decoded.text, "a");
+    assert_eq!(out.alternatives[0].text, "b");
+    assert!(out.alternatives[0].score < 0.0);
+}
+
+fn temp_file(name: &str, text: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("edgescribe-decode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn load_builds_from_files_and_errors_name_the_key() {
+    let lm = temp_file(
+        "lm.arpa",
+        crate::asr::decode::arpa::tests::BIGRAM.as_bytes(),
+    );
+    let phrases = temp_file("phrases.txt", b"$x = a | b\nturn $x on\n");
+    let boost = temp_file("boost.txt", b"# rooms\nkitchen\n");
+    let bad = temp_file("bad.txt", b"turn $y on\n");
+    let mut config = DecoderConfig::default();
+    config.per_language.insert(
+        "eng".into(),
+        LanguageDecoderConfig {
+            lm: Some(lm),
+            phrases: Some(phrases),
+            boost: Some(boost),
+            reject_nats_per_frame: Some(0.9),
+        },
+    );
+    let d = Decoder::load(&config, "eng").unwrap();
+    assert!(d.lm.is_some() && d.phrases.is_some() && d.boost.is_some());
+    assert_eq!(d.reject_nats_per_frame, 0.9);
+    // A language without its own table gets the defaults.
+    let fra = Decoder::load(&config, "fra").unwrap();
+    assert!(fra.lm.is_none() && !fra.uses_beam());
+    let own = config.per_language.get_mut("eng").unwrap();
+    own.phrases = Some(bad);
+    let e = Decoder::load(&config, "eng").unwrap_err();
+    assert!(e.starts_with("decoder.per_language.eng.phrases: "), "{e}");
+    assert!(e.contains("line 1: slot $y"), "{e}");
+    let own = config.per_language.get_mut("eng").unwrap();
+    own.lm = Some("/nonexistent/lm.arpa".into());
+    let e = Decoder::load(&config, "eng").unwrap_err();
+    assert!(
+        e.starts_with("decoder.per_language.eng.lm: /nonexistent"),
+        "{e}"
+    );
+}
+
+#[test]
+fn config_ranges_name_the_key() {
+    let mut c = DecoderConfig {
+        beam_width: 0,
+        ..DecoderConfig::default()
+    };
+    assert_eq!(c.validate().unwrap_err().0, "beam_width");
+    c.beam_width = 8;
+    c.lm_weight = f32::NAN;
+    assert_eq!(c.validate().unwrap_err().0, "lm_weight");
+    c.lm_weight = 1.0;
+    c.per_language.insert(
+        "deu".into(),
+        LanguageDecoderConfig {
+            reject_nats_per_frame: Some(11.0),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        c.validate().unwrap_err().0,
+        "per_language.deu.reject_nats_per_frame"
+    );
+}

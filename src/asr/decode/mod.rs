@@ -1,0 +1,215 @@
+//! Decoding beyond greedy: CTC prefix beam search ([`beam`]) with a word n-gram language model
+//! ([`arpa`], [`lm`]), phrase mode with rejection ([`phrases`]) and boosted words ([`boost`]).
+//! Everything here but [`Decoder::load`] is sans-IO.
+//!
+//! A [`Decoder`] is one language's decoding setup, built once (files read, automata compiled) and
+//! shared read-only; greedy decoding (the default) is `asr::ctc::greedy_decode`, untouched.
+
+pub mod arpa;
+pub mod beam;
+pub mod boost;
+mod config;
+pub mod lm;
+pub mod phrases;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use self::beam::{beam_search, BeamOptions, Scorers};
+use self::boost::Boost;
+use self::lm::WordLm;
+use self::phrases::Grammar;
+use super::ctc::{greedy_decode, Decoded};
+use super::vocab::Vocab;
+
+pub use config::{DecoderConfig, LanguageDecoderConfig, Mode};
+
+/// Another hypothesis of the n best.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alternative {
+    pub text: String,
+    /// The hypothesis' ranking score (ln): acoustics plus language model and bonuses.
+    pub score: f32,
+}
+
+/// What decoding one utterance gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The transcript; empty text when phrase mode rejected the utterance.
+    pub decoded: Decoded,
+    /// The runners-up, best first (beam search only).
+    pub alternatives: Vec<Alternative>,
+    /// Phrase mode: no allowed sentence is close enough to what was heard.
+    pub rejected: bool,
+    /// Phrase mode, when rejected: the closest allowed sentence.
+    pub hint: Option<String>,
+}
+
+/// One language's decoding setup.
+#[derive(Debug, Clone, Default)]
+pub struct Decoder {
+    pub mode: Mode,
+    pub options: BeamOptions,
+    pub lm: Option<Arc<WordLm>>,
+    pub phrases: Option<Arc<Grammar>>,
+    pub boost: Option<Arc<Boost>>,
+    /// Phrase mode rejects an utterance when the best allowed sentence is, per output frame, this
+    /// many nats less likely than the unconstrained best path.
+    pub reject_nats_per_frame: f32,
+}
+
+impl Decoder {
+    /// Greedy decoding, as without any configuration.
+    pub fn greedy() -> Decoder {
+        Decoder::default()
+    }
+
+    /// Builds `lang`'s decoder from the configuration: reads and compiles its files. Errors name
+    /// the key (`decoder.per_language.eng.lm: ...`).
+    pub fn load(config: &DecoderConfig, lang: &str) -> Result<Decoder, String> {
+        let own = config.per_language.get(lang);
+        let key = |k: &str| format!("decoder.per_language.{lang}.{k}");
+        let file = |k: &str, path: &Path| -> Result<std::fs::File, String> {
+            std::fs::File::open(path).map_err(|e| format!("{}: {}: {e}", key(k), path.display()))
+        };
+        let mut decoder = Decoder {
+            mode: config.mode,
+            options: config.beam_options(),
+            reject_nats_per_frame: own
+                .and_then(|o| o.reject_nats_per_frame)
+                .unwrap_or(config.reject_nats_per_frame),
+            ..Decoder::default()
+        };
+        let Some(own) = own else {
+            return Ok(decoder);
+        };
+        if let Some(path) = &own.lm {
+            let arpa = arpa::Arpa::read(file("lm", path)?)
+                .map_err(|e| format!("{}: {}: {e}", key("lm"), path.display()))?;
+            decoder.lm = Some(Arc::new(WordLm::new(arpa)));
+        }
+        if let Some(path) = &own.phrases {
+            let text = read_bounded(file("phrases", path)?, phrases::MAX_GRAMMAR_BYTES)
+                .and_then(|t| Grammar::parse(&t))
+                .map_err(|e| format!("{}: {}: {e}", key("phrases"), path.display()))?;
+            decoder.phrases = Some(Arc::new(text));
+        }
+        if let Some(path) = &own.boost {
+            let text = read_bounded(file("boost", path)?, phrases::MAX_GRAMMAR_BYTES)
+                .map_err(|e| format!("{}: {}: {e}", key("boost"), path.display()))?;
+            decoder.boost = Some(Arc::new(
+                boost_from_text(&text, config.boost_per_char)
+                    .map_err(|e| format!("{}: {}: {e}", key("boost"), path.display()))?,
+            ));
+        }
+        Ok(decoder)
+    }
+
+    /// Phrase mode with these phrases instead of the configured ones (`…/set/phrases`).
+    pub fn with_phrases(&self, grammar: Option<Arc<Grammar>>) -> Decoder {
+        Decoder {
+            phrases: grammar,
+            ..self.clone()
+        }
+    }
+
+    /// Beam search runs when asked for, or when phrases or boosts need it.
+    pub fn uses_beam(&self) -> bool {
+        self.mode == Mode::Beam || self.phrases.is_some() || self.boost.is_some()
+    }
+
+    /// Decodes one utterance's logits (row-major `frames × vocab.len()`).
+    pub fn decode(&self, logits: &[f32], vocab: &Vocab) -> Outcome {
+        if !self.uses_beam() {
+            return Outcome {
+                decoded: greedy_decode(logits, vocab),
+                alternatives: Vec::new(),
+                rejected: false,
+                hint: None,
+            };
+        }
+        let phrase_mode = self.phrases.is_some();
+        let scorers = Scorers {
+            // In phrase mode the grammar says which word sequences are possible; an LM on top
+            // would only reweigh sentences the house can execute.
+            lm: self.lm.as_deref().filter(|_| !phrase_mode),
+            phrases: self.phrases.as_deref(),
+            boost: self.boost.as_deref(),
+        };
+        let search = beam_search(logits, vocab, &self.options, scorers);
+        let mut hyps = search.hypotheses.into_iter();
+        let Some(best) = hyps.next() else {
+            // Phrase mode and no allowed sentence survived the beam: nothing allowed was said.
+            return Outcome {
+                decoded: empty(),
+                alternatives: Vec::new(),
+                rejected: phrase_mode,
+                hint: None,
+            };
+        };
+        let alternatives = hyps
+            .map(|h| Alternative {
+                text: h.text,
+                score: h.score,
+            })
+            .collect();
+        let gap = (search.best_path - best.acoustic) / search.frames.max(1) as f32;
+        if phrase_mode && gap > self.reject_nats_per_frame {
+            return Outcome {
+                decoded: Decoded {
+                    confidence: best.confidence,
+                    ..empty()
+                },
+                alternatives,
+                rejected: true,
+                hint: Some(best.text),
+            };
+        }
+        Outcome {
+            decoded: Decoded {
+                text: best.text,
+                words: best.words,
+                confidence: best.confidence,
+            },
+            alternatives,
+            rejected: false,
+            hint: None,
+        }
+    }
+}
+
+fn empty() -> Decoded {
+    Decoded {
+        text: String::new(),
+        words: Vec::new(),
+        confidence: 0.0,
+    }
+}
+
+/// A boost file: one word or phrase a line, `#` comments.
+pub fn boost_from_text(text: &str, bonus_per_char: f32) -> Result<Boost, String> {
+    let phrases: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    Boost::new(&phrases, bonus_per_char)
+}
+
+fn read_bounded(file: std::fs::File, max_bytes: usize) -> Result<String, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    file.take(max_bytes as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() > max_bytes {
+        return Err(format!("larger than {max_bytes} bytes"));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+#[path = "decoder_tests.rs"]
+mod tests;
