@@ -14,9 +14,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
 use tokio::time::Instant as TokioInstant;
 
-use super::audio::{AudioIn, Format};
 use super::codec::{encode, Decoder, Event, Limits};
 use super::languages::LanguageMap;
+use super::messages::{error, info, truncate};
+use super::request::Request;
 use super::server::{Counters, Stopping};
 use super::worker::{Job, Jobs};
 use super::{Backend, WyomingConfig};
@@ -33,9 +34,6 @@ pub struct Context {
     pub complaints: Mutex<LogLimit>,
 }
 
-/// The name of our one ASR program and model in `info`.
-const PROGRAM: &str = "edgescribe";
-
 /// Why a connection ends.
 enum Close {
     /// The peer closed between events.
@@ -44,18 +42,6 @@ enum Close {
     Error { text: String, code: &'static str },
     /// The socket failed: nothing more can be said.
     Gone,
-}
-
-/// A request between `transcribe` and `audio-stop`.
-struct Request {
-    /// MMS code, and the code the client used (echoed in the transcript).
-    lang: String,
-    asked: String,
-    audio: Option<AudioIn>,
-    started_at: SystemTime,
-    deadline: Instant,
-    /// An `error` was sent for it: chunks are ignored until `audio-stop`.
-    refused: bool,
 }
 
 struct Conn {
@@ -88,10 +74,6 @@ pub async fn serve(
         conn.complain(peer, &text);
         let _ = conn.send(error(&text, code)).await;
     }
-}
-
-fn error(text: &str, code: &str) -> Event {
-    Event::new("error", json!({ "text": text, "code": code }))
 }
 
 impl Conn {
@@ -188,7 +170,16 @@ impl Conn {
                 // Stopping: a connection between requests goes now; a request being sent may
                 // finish until the drain deadline.
                 if self.request.is_none() && !mid_event {
-                    return Err(stopping_error());
+                    // What the client sent before the stop is still served: only a connection
+                    // with nothing waiting to be read is told to go.
+                    match self.stream.try_read(&mut self.buf) {
+                        Ok(n) if n > 0 => {
+                            self.event_started = Instant::now();
+                            self.decoder.feed(&self.buf[..n]);
+                            continue;
+                        }
+                        _ => return Err(stopping_error()),
+                    }
                 }
                 let stop_at = stop_at.into_std();
                 if stop_at < deadline {
@@ -257,63 +248,28 @@ impl Conn {
                     }
                 }
                 let max_s = context.config.max_audio_s;
-                let Some(request) = self.request.as_mut() else {
-                    return Ok(None);
-                };
-                if request.refused {
-                    return Ok(None);
-                }
-                match Format::from_data(&event.data).and_then(|f| AudioIn::start(f, max_s)) {
-                    Ok(audio) => {
-                        request.audio = Some(audio);
-                        Ok(None)
-                    }
-                    Err(e) => {
-                        request.refused = true;
-                        bad(e.to_string())
-                    }
-                }
+                Ok(self
+                    .request
+                    .as_mut()
+                    .and_then(|r| r.audio_start(&event.data, max_s, counters)))
             }
-            "audio-chunk" => {
-                let Some(request) = self.request.as_mut().filter(|r| !r.refused) else {
-                    // Chunks of a refused request, or stray ones after a transcript: dropped, as
-                    // Wyoming servers drop what they do not expect.
-                    return Ok(None);
-                };
-                let Some(audio) = request.audio.as_mut() else {
-                    request.refused = true;
-                    return bad("audio-chunk before audio-start".into());
-                };
-                let pushed =
-                    Format::from_data(&event.data).and_then(|f| audio.push(f, &event.payload));
-                match pushed {
-                    Ok(()) => Ok(None),
-                    Err(e) => {
-                        request.refused = true;
-                        request.audio = None;
-                        if e.code() == "audio_too_long" {
-                            counters.too_long.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(Some(error(&e.to_string(), e.code())))
-                    }
-                }
-            }
+            // Stray chunks (no request) are dropped, as Wyoming servers drop what they do not expect.
+            "audio-chunk" => Ok(self
+                .request
+                .as_mut()
+                .and_then(|r| r.audio_chunk(&event.data, &event.payload, counters))),
             "audio-stop" => match self.request.take() {
-                Some(r) if r.refused => Ok(None),
-                Some(Request {
-                    audio: Some(audio),
-                    lang,
-                    asked,
-                    started_at,
-                    ..
-                }) => self
-                    .recognise(lang, asked, audio.finish(), started_at)
-                    .await
-                    .map(Some),
-                Some(_) => bad("audio-stop without audio-start".into()),
                 None => Ok(None),
+                Some(r) => {
+                    let (lang, asked, started_at) = (r.lang.clone(), r.asked.clone(), r.started_at);
+                    match r.audio_stop(counters) {
+                        Ok(samples) => self
+                            .recognise(lang, asked, samples, started_at)
+                            .await
+                            .map(Some),
+                        Err(reply) => Ok(reply),
+                    }
+                }
             },
             // Events of other services, or newer ones, are answered (the framing is intact, so
             // the connection stays usable) and otherwise ignored.
@@ -334,14 +290,9 @@ impl Conn {
                         .unknown_language
                         .fetch_add(1, Ordering::Relaxed);
                     // Later chunks of this request are dropped quietly.
-                    self.request = Some(Request {
-                        lang: String::new(),
-                        asked: String::new(),
-                        audio: None,
-                        started_at: SystemTime::now(),
-                        deadline: Instant::now() + self.context.config.request_timeout(),
-                        refused: true,
-                    });
+                    self.request = Some(Request::refused(
+                        Instant::now() + self.context.config.request_timeout(),
+                    ));
                     return Err(error(
                         &format!(
                             "language {:?} is not configured here; configured: {}",
@@ -353,14 +304,11 @@ impl Conn {
                 }
             },
         };
-        self.request = Some(Request {
+        self.request = Some(Request::new(
             lang,
             asked,
-            audio: None,
-            started_at: SystemTime::now(),
-            deadline: Instant::now() + self.context.config.request_timeout(),
-            refused: false,
-        });
+            Instant::now() + self.context.config.request_timeout(),
+        ));
         Ok(())
     }
 
@@ -426,42 +374,4 @@ fn stopping_error() -> Close {
         text: "server stopping".into(),
         code: "stopping",
     }
-}
-
-/// A peer's string as we quote it back: at most 64 characters.
-fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
-}
-
-/// `info`: one ASR program with one model, listing the configured languages as Home Assistant
-/// names them.
-fn info(backend: &dyn Backend) -> Event {
-    let (loaded, _) = backend.languages();
-    let languages = LanguageMap::new(loaded.iter().map(String::as_str)).advertised();
-    let attribution = json!({
-        "name": "Meta AI (MMS), edgescribe",
-        "url": "https://huggingface.co/facebook/mms-1b-all",
-    });
-    let version = env!("CARGO_PKG_VERSION");
-    Event::new(
-        "info",
-        json!({
-            "asr": [{
-                "name": PROGRAM,
-                "attribution": attribution,
-                "installed": true,
-                "description": "edgescribe: offline MMS (wav2vec2 CTC) speech-to-text",
-                "version": version,
-                "models": [{
-                    "name": backend.model_name(),
-                    "attribution": attribution,
-                    "installed": true,
-                    "description": "MMS with per-language adapters",
-                    "version": version,
-                    "languages": languages,
-                }],
-                "supports_transcript_streaming": false,
-            }],
-        }),
-    )
 }

@@ -2,7 +2,8 @@
 //! recogniser, discovered over mDNS. The protocol: <https://github.com/OHF-Voice/wyoming>.
 //!
 //! - [`codec`]: the framing, sans I/O (bytes in, events out); [`audio`]: a request's PCM to 16 kHz
-//!   mono, bounded; [`languages`]: MMS codes as Home Assistant's and back;
+//!   mono, bounded; `request`: one request's state, sans I/O; [`languages`]: MMS codes as Home
+//!   Assistant's and back; `messages`: `info` and `error`;
 //! - `server`: the listener and its connections (tokio, one thread `wyoming`), `worker`: the bounded
 //!   queue of finished requests in front of the recogniser (thread `wyoming-asr`);
 //! - [`zeroconf`]: the `_wyoming._tcp.local.` announcement.
@@ -15,6 +16,8 @@ pub mod codec;
 mod config;
 mod connection;
 pub mod languages;
+mod messages;
+mod request;
 mod server;
 mod worker;
 pub mod zeroconf;

@@ -30,6 +30,9 @@ impl Announcement {
             if ip.is_ipv4() {
                 daemon.disable_interface(IfKind::IPv6)?;
             }
+            // Loopback addresses reach only this host: a browser here would be told 127.0.0.1
+            // instead of the address the rest of the network can use.
+            daemon.disable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6])?;
             ServiceInfo::new(SERVICE_TYPE, device_id, &host, "", addr.port(), None)?
                 .enable_addr_auto()
         } else {
