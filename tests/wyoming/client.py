@@ -42,7 +42,7 @@ async def describe(host, port):
                 }
 
 
-def upsample(pcm, from_hz, to_hz, half_taps=16):
+def upsample(pcm, from_hz, to_hz, half_taps=12):
     """Band-limited (Hann-windowed sinc) interpolation of 16-bit mono PCM to a higher rate, as a
     recording made at `to_hz` of the same sound would be. audioop's `ratecv` interpolates linearly,
     which adds images above the original band that a recording would not have."""

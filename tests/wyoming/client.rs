@@ -106,22 +106,43 @@ fn recordings_give_the_right_words_in_four_languages_at_16k_mono_and_44k_stereo(
     let sub = Subscriber::connect(broker.port, "sub-wy-words", &[topic]);
     let server = Server::start(&dir, &broker, "wy-words", "127.0.0.1", "zeroconf = false");
     let mut sent = 0;
-    for (wav, lang, words) in golden() {
-        for (rate, channels) in [(16_000, 1), (44_100, 2)] {
-            let got = transcribe(&server, &wav, ha(&lang), rate, channels);
-            assert_eq!(
-                got["type"], "transcript",
-                "{wav} at {rate}/{channels}: {got}"
-            );
-            assert_eq!(
-                got["data"]["text"],
-                words.as_str(),
-                "{wav} at {rate} Hz × {channels}"
-            );
-            assert_eq!(got["data"]["language"], ha(&lang));
-            sent += 1;
+    let recordings = golden();
+    for (rate, channels) in [(16_000, 1), (44_100, 2)] {
+        for lang in crate::server::LANGUAGES {
+            // One client run per language: its recordings in turn, each on a new connection.
+            let mine: Vec<&(String, String, String)> =
+                recordings.iter().filter(|r| r.1 == lang).collect();
+            let mut args: Vec<&str> = vec!["transcribe", "127.0.0.1"];
+            let port = server.port();
+            args.push(&port);
+            args.extend(mine.iter().map(|r| r.0.as_str()));
+            let (rate_s, channels_s) = (rate.to_string(), channels.to_string());
+            args.extend([
+                "--language",
+                ha(lang),
+                "--rate",
+                &rate_s,
+                "--channels",
+                &channels_s,
+            ]);
+            args.extend(["--chunk-samples", "1024"]);
+            let got = client(&args);
+            for ((wav, _, words), got) in mine.iter().zip(got.as_array().unwrap()) {
+                assert_eq!(
+                    got["type"], "transcript",
+                    "{wav} at {rate}/{channels}: {got}"
+                );
+                assert_eq!(
+                    got["data"]["text"],
+                    words.as_str(),
+                    "{wav} at {rate} Hz × {channels}"
+                );
+                assert_eq!(got["data"]["language"], ha(lang));
+                sent += 1;
+            }
         }
     }
+    assert_eq!(sent, 2 * recordings.len());
     // ISO 639-3 is accepted too, and a region variant; the transcript says the code asked for.
     let (wav, _, words) = &golden()[0];
     for code in ["eng", "en_GB", "en-US"] {
