@@ -71,7 +71,10 @@ pub async fn serve(
     };
     let close = conn.run().await;
     if let Close::Error { text, code } = close {
-        conn.complain(peer, &text);
+        // Being told to go at a stop is not the client's fault: not worth a warning.
+        if code != "stopping" {
+            conn.complain(peer, &text);
+        }
         let _ = conn.send(error(&text, code)).await;
     }
 }

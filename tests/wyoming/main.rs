@@ -6,6 +6,7 @@
 //!   44.1 kHz stereo, `en`/`eng`, an unconfigured language, 20 clients at once, MQTT's copy;
 //! - `hostile`: garbage, truncated and oversized events, unknown events, over-long audio, timeouts,
 //!   the connection bound; the server stays up through all of it;
+//! - `shared`: one model for the microphone and the server, each in its own language;
 //! - `zeroconf`: the announcement as a browser (`zeroconf` on PyPI) sees it.
 
 #[path = "../common/mod.rs"]
@@ -14,5 +15,6 @@ mod common;
 mod client;
 mod hostile;
 mod server;
+mod shared;
 mod venv;
 mod zeroconf;

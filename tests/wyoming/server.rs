@@ -14,7 +14,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// `extra` is added to `[wyoming]` (bounds for the test at hand).
+    /// The server alone (no microphone), the four languages; `extra` is added to `[wyoming]`
+    /// (bounds for the test at hand).
     pub fn start(
         dir: &Path,
         broker: &Mosquitto,
@@ -36,7 +37,12 @@ impl Server {
             ),
         )
         .unwrap();
-        let daemon = Daemon::start(&["--config".into(), config.display().to_string()], &[]);
+        Server::launch(&["--config".into(), config.display().to_string()])
+    }
+
+    /// `edgescribe run ARGS`, whose configuration turns the server on; waits until it is ready.
+    pub fn launch(args: &[String]) -> Server {
+        let daemon = Daemon::start(args, &[]);
         let line = daemon.wait_log("wyoming: listening on", Duration::from_secs(120));
         let port = line
             .rsplit(':')
