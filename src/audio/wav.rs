@@ -1,7 +1,7 @@
 //! Reading WAV files of any common format into what the recogniser takes: 16 kHz mono f32.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use hound::{SampleFormat, WavReader};
@@ -17,9 +17,10 @@ pub struct WavError {
 
 /// A WAV file read as it is consumed: 16 kHz mono (or any rate) in blocks, so that memory does not
 /// grow with the recording's length (an hour of 48 kHz stereo float is 1.4 GB decoded whole).
-pub struct WavStream {
+/// Generic over the byte source so that the fuzz targets (`fuzz/`) read from memory.
+pub struct WavStream<R: Read = BufReader<File>> {
     path: PathBuf,
-    reader: WavReader<BufReader<File>>,
+    reader: WavReader<R>,
     channels: usize,
     sample_rate: u32,
     /// Integer samples are scaled by this; `None`: 32-bit float.
@@ -34,11 +35,22 @@ pub struct WavStream {
 impl WavStream {
     /// Opens `path` and checks its format (the header only), converting to `rate_hz`.
     pub fn open(path: &Path, rate_hz: u32) -> Result<WavStream, WavError> {
+        let file = File::open(path).map_err(|e| WavError {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        WavStream::from_reader(BufReader::new(file), path, rate_hz)
+    }
+}
+
+impl<R: Read> WavStream<R> {
+    /// Reads a WAV from `source`; `path` names it in errors.
+    pub fn from_reader(source: R, path: &Path, rate_hz: u32) -> Result<WavStream<R>, WavError> {
         let err = |reason: String| WavError {
             path: path.to_path_buf(),
             reason,
         };
-        let reader = WavReader::open(path).map_err(|e| err(describe(e)))?;
+        let reader = WavReader::new(source).map_err(|e| err(describe(e)))?;
         let spec = reader.spec();
         if spec.channels == 0 {
             return Err(err("no channels".into()));
@@ -93,7 +105,9 @@ impl WavStream {
                 .reader
                 .samples::<f32>()
                 .take(wanted)
-                .try_for_each(|s| s.map(|v| self.frame.push(v))),
+                // A float file may hold anything: NaN or 1e30 would poison the recogniser's
+                // normalisation (the variance overflows). Clip to full scale, as an ADC does.
+                .try_for_each(|s| s.map(|v| self.frame.push(full_scale(v)))),
             Some(scale) => self
                 .reader
                 .samples::<i32>()
@@ -135,6 +149,15 @@ pub fn read_mono(path: &Path, rate_hz: u32) -> Result<Vec<f32>, WavError> {
     let mut out = Vec::new();
     while stream.read_into(1 << 16, &mut out)? {}
     Ok(out)
+}
+
+/// A float sample clipped to [-1, 1]; NaN is silence.
+fn full_scale(v: f32) -> f32 {
+    if v.is_nan() {
+        0.0
+    } else {
+        v.clamp(-1.0, 1.0)
+    }
 }
 
 /// hound reports data that ends before its header says as an `Other` I/O error with this text
@@ -223,5 +246,42 @@ mod tests {
             full.len()
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A float file's NaN, infinities and values far beyond full scale (a corrupt or hostile file)
+    /// come out clipped: the recogniser's normalisation would otherwise turn them into NaN.
+    #[test]
+    fn float_samples_are_clipped_to_full_scale() {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16_000,
+            bits_per_sample: 32,
+            sample_format: SampleFormat::Float,
+        };
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        let mut writer = hound::WavWriter::new(&mut bytes, spec).unwrap();
+        let wild = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -5.0, 0.5];
+        for _ in 0..100 {
+            for v in wild {
+                writer.write_sample(v).unwrap();
+            }
+        }
+        writer.finalize().unwrap();
+        let data = bytes.into_inner();
+        let mut stream = WavStream::from_reader(
+            std::io::Cursor::new(&data[..]),
+            Path::new("wild.wav"),
+            16_000,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        while stream.read_into(64, &mut out).unwrap() {}
+        assert_eq!(out.len(), 600);
+        assert!(
+            out.iter().all(|x| x.is_finite() && x.abs() <= 1.0),
+            "{:?}",
+            &out[..6]
+        );
+        assert_eq!(&out[..6], &[0.0, 1.0, -1.0, 1.0, -1.0, 0.5]);
     }
 }

@@ -58,6 +58,15 @@ impl SeenSet {
     }
 }
 
+/// Retained messages to mark dirty again after a submission round.
+#[derive(Default, PartialEq)]
+struct Resend {
+    state: bool,
+    languages: bool,
+    announce: bool,
+    stats: bool,
+}
+
 /// "; N more like it left out of the log", when some were.
 fn left_out(suppressed: u64) -> String {
     if suppressed == 0 {
@@ -168,6 +177,7 @@ pub fn spawn(
                 connected: false,
                 broker_max_packet: None,
                 command_logs: LogLimit::new(COMMAND_LOG_BURST, Duration::from_secs(60)),
+                publish_logs: LogLimit::new(COMMAND_LOG_BURST, Duration::from_secs(60)),
                 retained_seen: SeenSet::default(),
             };
             runtime.block_on(l.run());
@@ -189,6 +199,8 @@ struct Loop {
     /// Rejected and dropped commands are logged at most a burst a minute (all are counted in
     /// `…/stats`): a flood from the network must not flood the journal.
     command_logs: LogLimit,
+    /// Messages left out or not queued, logged at most a burst a minute.
+    publish_logs: LogLimit,
     /// Retained commands already refused: the broker sends them again at every reconnect, and
     /// they are refused and reported once.
     retained_seen: SeenSet,
@@ -210,7 +222,8 @@ impl Loop {
                     && (self.shared.lock_outbox().is_empty() || Instant::now() >= deadline)
                 {
                     // A clean DISCONNECT suppresses the Last Will: say `offline` ourselves.
-                    self.publish(&self.ctx_status_topic(), QoS::AtLeastOnce, true, "offline");
+                    let status = self.ctx_status_topic();
+                    self.publish(&status, QoS::AtLeastOnce, true, "offline");
                     let _ = self.client.try_disconnect();
                     disconnecting = true;
                 }
@@ -539,11 +552,14 @@ impl Loop {
         };
         let t = self.shared.topics.clone();
         self.fit_transcripts(&t.transcript);
+        // A retained message the client could not queue (its request channel full under a
+        // flood) is marked to be sent again: forgetting it would leave a stale retained copy.
+        let mut retry = Resend::default();
         if let Some(Ok(state)) = state {
-            self.publish(&t.state, QoS::AtLeastOnce, true, state);
+            retry.state = !self.publish(&t.state, QoS::AtLeastOnce, true, state);
         }
         if let Some(languages) = languages {
-            self.publish(&t.languages, QoS::AtLeastOnce, true, languages);
+            retry.languages = !self.publish(&t.languages, QoS::AtLeastOnce, true, languages);
         }
         if announce {
             let msgs = discovery_messages(
@@ -553,11 +569,19 @@ impl Loop {
                 &self.ctx.info,
             );
             for m in msgs {
-                self.publish(&m.topic, QoS::AtLeastOnce, true, m.payload.to_string());
+                retry.announce |=
+                    !self.publish(&m.topic, QoS::AtLeastOnce, true, m.payload.to_string());
             }
         }
         if let Some(Ok(stats)) = stats {
-            self.publish(&t.stats, QoS::AtLeastOnce, true, stats);
+            retry.stats = !self.publish(&t.stats, QoS::AtLeastOnce, true, stats);
+        }
+        if retry != Resend::default() {
+            let mut p = self.shared.lock_pending();
+            p.state_dirty |= retry.state;
+            p.languages_dirty |= retry.languages;
+            p.announce |= retry.announce;
+            p.stats_dirty |= retry.stats;
         }
         for h in hermes {
             self.publish(t.hermes_text_captured, QoS::AtMostOnce, false, h);
@@ -599,7 +623,14 @@ impl Loop {
 
     /// Publishes a non-transcript message, recording it for the packet-id bookkeeping. One larger
     /// than the broker accepts is left out (logged, counted): sent, it would end the connection.
-    fn publish(&self, topic: &str, qos: QoS, retain: bool, payload: impl Into<Vec<u8>>) {
+    /// `false` when the client's request queue is full: the caller decides whether to retry.
+    fn publish(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: impl Into<Vec<u8>>,
+    ) -> bool {
         let payload = payload.into();
         let packet = limits::publish_packet_bytes(topic, payload.len(), qos != QoS::AtMostOnce);
         if let Some(limit) = self.broker_max_packet.filter(|limit| packet > *limit) {
@@ -607,15 +638,29 @@ impl Loop {
                 .counters
                 .messages_too_large
                 .fetch_add(1, Ordering::Relaxed);
-            log::warn!(
-                "MQTT: message for {topic} ({packet} bytes) left out: broker {} accepts at most {limit}",
-                self.ctx.broker
-            );
-            return;
+            if let Verdict::Log { suppressed } = self.publish_logs.check(Instant::now()) {
+                log::warn!(
+                    "MQTT: message for {topic} ({packet} bytes) left out: broker {} accepts at most {limit}{}",
+                    self.ctx.broker,
+                    left_out(suppressed)
+                );
+            }
+            return true;
         }
         match self.client.try_publish(topic, qos, retain, payload) {
-            Ok(()) => self.shared.lock_outbox().note_other_publish(),
-            Err(e) => log::warn!("MQTT: cannot queue message for {topic}: {e}"),
+            Ok(()) => {
+                self.shared.lock_outbox().note_other_publish();
+                true
+            }
+            Err(e) => {
+                if let Verdict::Log { suppressed } = self.publish_logs.check(Instant::now()) {
+                    log::debug!(
+                        "MQTT: cannot queue message for {topic} now ({e}){}",
+                        left_out(suppressed)
+                    );
+                }
+                false
+            }
         }
     }
 }

@@ -585,6 +585,47 @@ fn command_flood_and_garbage_never_block_or_disconnect() {
         "garbage rejected: {}",
         c.commands_rejected
     );
+    // The retained `…/state` is the latest one, not one left behind by the flood (each
+    // rejection republishes the state with its error; a publish the client could not queue
+    // used to be forgotten): the last rejection, then the daemon's own state.
+    sub.publish(topics[0], b"zz-last");
+    // A new client each time (the test subscriber keeps a persistent session): what it gets
+    // first is the retained copy.
+    let attempts = std::cell::Cell::new(0);
+    let retained_state = |name: &str| {
+        attempts.set(attempts.get() + 1);
+        let id = format!("{name}-{}", attempts.get());
+        let late = Subscriber::connect(broker.port, &id, &["edgescribe/flood-pi/state"]);
+        late.next(Duration::from_secs(2)).map(|m| m.json())
+    };
+    common::eventually("the last rejection retained", WAIT, || {
+        let state = retained_state("flood-late-1");
+        match &state {
+            Some(s)
+                if s["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("zz-last")) =>
+            {
+                Ok(())
+            }
+            _ => Err(state),
+        }
+    });
+    node.publish_state(DeviceState {
+        language: "fra".into(),
+        listening: false,
+    });
+    common::eventually("the final state retained", WAIT, || {
+        let state = retained_state("flood-late-2");
+        match &state {
+            Some(s)
+                if s["language"] == "fra" && s["listening"] == false && s["error"].is_null() =>
+            {
+                Ok(())
+            }
+            _ => Err(state),
+        }
+    });
 }
 
 #[test]
