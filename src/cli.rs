@@ -5,11 +5,13 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod config_cmds;
+mod decode_args;
 mod devices;
 mod listen;
 mod model_args;
 mod pull_adapters;
 mod run;
+mod serve;
 mod transcribe;
 mod vad;
 
@@ -30,6 +32,8 @@ pub struct Cli {
 enum Command {
     /// Run the daemon: microphone (or --input FILE.wav) → VAD → recogniser → MQTT.
     Run(run::Args),
+    /// A Wyoming speech-to-text server only (no microphone), for Home Assistant's voice pipeline.
+    Serve(serve::Args),
     /// Transcribe a WAV file and print the transcript.
     Transcribe(transcribe::Args),
     /// Fetch, verify and cache the adapters of the languages asked for (only those).
@@ -52,6 +56,7 @@ impl Cli {
     pub fn run(self) -> Result<()> {
         match self.command {
             Command::Run(args) => run::run(args),
+            Command::Serve(args) => serve::run(args),
             Command::Transcribe(args) => transcribe::run(args),
             Command::PullAdapters(args) => pull_adapters::run(args),
             Command::Bench(args) => bench::run(args),

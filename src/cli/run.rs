@@ -49,6 +49,7 @@ pub fn run(args: Args) -> Result<()> {
             threads: args.model.threads,
             cache: args.cache,
             record_dir: args.record_dir,
+            ..Overrides::default()
         },
         input: args.input,
         realtime: args.realtime,

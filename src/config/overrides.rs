@@ -16,6 +16,11 @@ pub struct Overrides {
     pub threads: Option<u16>,
     pub cache: Option<PathBuf>,
     pub record_dir: Option<PathBuf>,
+    /// `serve`: no microphone (`audio.device = "none"`) and the Wyoming server on, at
+    /// `wyoming.listen` if the file sets it, else at its default address.
+    pub serve_only: bool,
+    /// `serve --listen`: wyoming.listen.
+    pub wyoming_listen: Option<String>,
 }
 
 impl Overrides {
@@ -41,6 +46,15 @@ impl Overrides {
         }
         if let Some(dir) = &self.record_dir {
             config.record.dir = Some(dir.clone());
+        }
+        if self.serve_only {
+            config.audio.device = crate::pipeline::wyoming::NO_DEVICE.to_string();
+            if config.wyoming.listen.is_none() {
+                config.wyoming.listen = Some(crate::wyoming::DEFAULT_LISTEN.to_string());
+            }
+        }
+        if let Some(listen) = &self.wyoming_listen {
+            config.wyoming.listen = Some(listen.clone());
         }
     }
 }
@@ -72,5 +86,26 @@ mod tests {
         }
         .apply(&mut c);
         assert_eq!(c.languages, ["spa"]);
+    }
+
+    #[test]
+    fn serve_turns_the_microphone_off_and_the_server_on() {
+        let serve = Overrides {
+            serve_only: true,
+            ..Overrides::default()
+        };
+        let mut c = Config::default();
+        serve.apply(&mut c);
+        assert_eq!(c.audio.device, "none");
+        assert_eq!(c.wyoming.listen.as_deref(), Some("tcp://0.0.0.0:10300"));
+        let mut c = Config::parse("[wyoming]\nlisten = \"tcp://127.0.0.1:10301\"\n").unwrap();
+        serve.apply(&mut c);
+        assert_eq!(c.wyoming.listen.as_deref(), Some("tcp://127.0.0.1:10301"));
+        Overrides {
+            wyoming_listen: Some("tcp://[::]:1".into()),
+            ..serve
+        }
+        .apply(&mut c);
+        assert_eq!(c.wyoming.listen.as_deref(), Some("tcp://[::]:1"));
     }
 }

@@ -132,7 +132,8 @@ impl AdaptersConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AudioConfig {
     /// ALSA PCM name (`edgescribe devices` lists them): `default`, `plughw:CARD=Device,DEV=0`,
-    /// `dsnoop:...` to share the microphone with other programs.
+    /// `dsnoop:...` to share the microphone with other programs; `none`: no microphone (a node
+    /// that only serves Wyoming clients).
     pub device: String,
     /// `"mix"` averages all channels; a number (0-based) takes that channel only.
     pub channel: ChannelMode,

@@ -41,8 +41,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `edgescribe run ARGS` with `env` added; stderr is collected.
     pub fn start(args: &[String], env: &[(&str, String)]) -> Daemon {
+        Daemon::start_subcommand("run", args, env)
+    }
+
+    /// [`Daemon::start`] with another subcommand that runs the daemon (`serve`).
+    pub fn start_subcommand(subcommand: &str, args: &[String], env: &[(&str, String)]) -> Daemon {
         let mut cmd = super::edgescribe_command();
-        cmd.arg("run")
+        cmd.arg(subcommand)
             .args(args)
             .env("RUST_LOG", "warn,edgescribe=debug")
             .stdin(Stdio::null())

@@ -14,8 +14,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// The server alone (no microphone), the four languages; `extra` is added to `[wyoming]`
-    /// (bounds for the test at hand).
+    /// `edgescribe serve` (the server alone, no microphone), the four languages; `extra` is added
+    /// to `[wyoming]` (bounds for the test at hand).
     pub fn start(
         dir: &Path,
         broker: &Mosquitto,
@@ -28,21 +28,30 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "languages = [{}]\n[audio]\ndevice = \"none\"\n[adapters]\ncache_dir = \"{}\"\nsource = \"\"\n\
-                 [mqtt]\nbroker = \"{}\"\ndevice_id = \"{device_id}\"\n\
-                 [wyoming]\nlisten = \"tcp://{listen_ip}:0\"\n{extra}\n",
+                "languages = [{}]\n[adapters]\ncache_dir = \"{}\"\nsource = \"\"\n\
+                 [mqtt]\nbroker = \"{}\"\ndevice_id = \"{device_id}\"\n[wyoming]\n{extra}\n",
                 langs.join(", "),
                 dir.join("cache").display(),
                 broker.url()
             ),
         )
         .unwrap();
-        Server::launch(&["--config".into(), config.display().to_string()])
+        // `serve`: no microphone, the server on; its own listen address (a free port).
+        let args = [
+            "--config".into(),
+            config.display().to_string(),
+            "--listen".into(),
+            format!("tcp://{listen_ip}:0"),
+        ];
+        Server::started(Daemon::start_subcommand("serve", &args, &[]))
     }
 
     /// `edgescribe run ARGS`, whose configuration turns the server on; waits until it is ready.
     pub fn launch(args: &[String]) -> Server {
-        let daemon = Daemon::start(args, &[]);
+        Server::started(Daemon::start(args, &[]))
+    }
+
+    fn started(daemon: Daemon) -> Server {
         let line = daemon.wait_log("wyoming: listening on", Duration::from_secs(120));
         let port = line
             .rsplit(':')
