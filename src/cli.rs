@@ -5,7 +5,6 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod config_cmds;
-mod decode_args;
 mod devices;
 mod listen;
 mod model_args;
