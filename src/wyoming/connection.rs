@@ -36,9 +36,10 @@ pub struct Context {
 
 /// Why a connection ends.
 enum Close {
-    /// The peer closed between events.
+    /// The peer closed between events, or a refused request ended (its `error` was sent).
     Done,
-    /// Said with an `error` event (if the socket still takes it), then closed.
+    /// Said with an `error` event (if the socket still takes it), then closed: framing errors,
+    /// timeouts, and a request that failed (see `audio-stop`).
     Error { text: String, code: &'static str },
     /// The socket failed: nothing more can be said.
     Gone,
@@ -71,8 +72,8 @@ pub async fn serve(
     };
     let close = conn.run().await;
     if let Close::Error { text, code } = close {
-        // Being told to go at a stop is not the client's fault: not worth a warning.
-        if code != "stopping" {
+        // Only the client's mistakes are worth a warning; a full queue or a stop are counted.
+        if matches!(code, "bad_event" | "bad_request" | "timeout") {
             conn.complain(peer, &text);
         }
         let _ = conn.send(error(&text, code)).await;
@@ -270,7 +271,14 @@ impl Conn {
                             .recognise(lang, asked, samples, started_at)
                             .await
                             .map(Some),
-                        Err(reply) => Ok(reply),
+                        // A failed request ends its connection once its audio is in: Home
+                        // Assistant reads until a `transcript` and ignores `error`, so only a
+                        // closed connection tells it at once (and it opens one per request).
+                        Err(None) => Err(Close::Done),
+                        Err(Some(reply)) => Err(Close::Error {
+                            text: reply.data["text"].as_str().unwrap_or_default().to_string(),
+                            code: "bad_request",
+                        }),
                     }
                 }
             },
@@ -331,13 +339,13 @@ impl Conn {
             reply,
         };
         if self.context.jobs.submit(job).is_err() {
-            return Ok(error(
-                &format!(
+            return Err(Close::Error {
+                text: format!(
                     "recogniser busy: {} requests waiting (wyoming.queue_requests)",
                     self.context.config.queue_requests
                 ),
-                "busy",
-            ));
+                code: "busy",
+            });
         }
         let mut stopping = self.context.stopping.clone();
         let result = loop {
@@ -366,8 +374,11 @@ impl Conn {
                     json!({ "text": text, "language": asked }),
                 ))
             }
-            Ok(Err(e)) => Ok(error(&format!("recogniser failed: {e}"), "asr_failed")),
-            Err(_) => Ok(error("recogniser stopped", "stopping")),
+            Ok(Err(e)) => Err(Close::Error {
+                text: format!("recogniser failed: {e}"),
+                code: "asr_failed",
+            }),
+            Err(_) => Err(stopping_error()),
         }
     }
 }

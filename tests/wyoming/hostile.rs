@@ -139,8 +139,9 @@ fn malformed_truncated_and_unknown_events_get_errors_and_the_server_stays_up() {
         (pong.kind.as_str(), &pong.data["text"]),
         ("pong", &json!("still there"))
     );
-    // Audio in a format we do not take, then audio over max_audio_s: errors; then a good request
-    // on the same connection.
+    // A refused request: its error at once, the rest of its audio dropped, and at its audio-stop
+    // the connection closes (Home Assistant waits for a transcript and ignores errors: a closed
+    // connection is what tells it). Audio in a format we do not take:
     c.event("transcribe", json!({"language": "en"}), b"");
     c.event(
         "audio-start",
@@ -148,7 +149,15 @@ fn malformed_truncated_and_unknown_events_get_errors_and_the_server_stays_up() {
         b"",
     );
     c.expect_error("bad_request");
+    c.event(
+        "audio-chunk",
+        json!({"rate": 16000, "width": 7, "channels": 1}),
+        &[0; 70],
+    );
     c.event("audio-stop", json!({}), b"");
+    c.expect_closed();
+    // Audio over max_audio_s:
+    let mut c = Conn::open(&server);
     c.event("transcribe", json!({"language": "en"}), b"");
     c.event(
         "audio-start",
@@ -165,32 +174,43 @@ fn malformed_truncated_and_unknown_events_get_errors_and_the_server_stays_up() {
     }
     c.expect_error("audio_too_long");
     c.event("audio-stop", json!({}), b"");
+    c.expect_closed();
+    // audio-stop without audio: an error and a closed connection.
+    let mut c = Conn::open(&server);
+    c.event("transcribe", json!({"language": "en"}), b"");
+    c.event("audio-stop", json!({}), b"");
+    c.expect_error("bad_request");
+    c.expect_closed();
+    // A good request, two on one connection.
+    let mut c = Conn::open(&server);
     let wav = fixtures().join("audio/trained/eng_1.wav");
     let pcm = edgescribe::audio::wav::read_mono(&wav, 16_000).unwrap();
     let bytes: Vec<u8> = pcm
         .iter()
         .flat_map(|s| ((s * 32767.0) as i16).to_le_bytes())
         .collect();
-    c.event("transcribe", json!({"language": "eng"}), b"");
-    c.event(
-        "audio-start",
-        json!({"rate": 16000, "width": 2, "channels": 1}),
-        b"",
-    );
-    for chunk in bytes.chunks(2048) {
+    for _ in 0..2 {
+        c.event("transcribe", json!({"language": "eng"}), b"");
         c.event(
-            "audio-chunk",
+            "audio-start",
             json!({"rate": 16000, "width": 2, "channels": 1}),
-            chunk,
+            b"",
+        );
+        for chunk in bytes.chunks(2048) {
+            c.event(
+                "audio-chunk",
+                json!({"rate": 16000, "width": 2, "channels": 1}),
+                chunk,
+            );
+        }
+        c.event("audio-stop", json!({}), b"");
+        let t = c.next().unwrap();
+        assert_eq!(
+            (t.kind.as_str(), &t.data["text"]),
+            ("transcript", &json!("turn off the office night light")),
+            "{t:?}"
         );
     }
-    c.event("audio-stop", json!({}), b"");
-    let t = c.next().unwrap();
-    assert_eq!(
-        (t.kind.as_str(), &t.data["text"]),
-        ("transcript", &json!("turn off the office night light")),
-        "{t:?}"
-    );
     still_serving(&server);
 }
 
