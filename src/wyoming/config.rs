@@ -29,7 +29,8 @@ pub struct WyomingConfig {
     /// One event must arrive whole within this time of its first byte (a slow or stalled client);
     /// also the time allowed to write a reply.
     pub event_timeout_s: u64,
-    /// From `transcribe` (or `audio-start`) to `audio-stop`: a client trickling audio is cut off.
+    /// From `transcribe` (or `audio-start`) to `audio-stop`: a client trickling audio is cut off;
+    /// and again from `audio-stop` to the transcript: a backlog or a hung recogniser.
     pub request_timeout_s: u64,
     /// Publish the server's transcripts on MQTT too (`"source": "wyoming"`).
     pub publish_mqtt: bool,

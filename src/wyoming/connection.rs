@@ -348,6 +348,8 @@ impl Conn {
             });
         }
         let mut stopping = self.context.stopping.clone();
+        // A recogniser that never answers (hung) must not hold the connection for ever.
+        let give_up = tokio::time::Instant::now() + self.context.config.request_timeout();
         let result = loop {
             let stop_at = *stopping.borrow_and_update();
             let stop = async {
@@ -364,6 +366,13 @@ impl Conn {
             tokio::select! {
                 r = &mut text => break r,
                 _ = stop => if stop_at.is_some() { return Err(stopping_error()) },
+                _ = tokio::time::sleep_until(give_up) => {
+                    self.counters().timeouts.fetch_add(1, Ordering::Relaxed);
+                    return Err(Close::Error {
+                        text: "no transcript within wyoming.request_timeout_s".into(),
+                        code: "timeout",
+                    });
+                }
             }
         };
         match result {
