@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod config_cmds;
+mod decode_args;
 mod devices;
 mod listen;
 mod model_args;

@@ -19,6 +19,7 @@ pub mod store;
 pub mod vocab;
 
 pub use adapter::LanguagePack;
+pub use decode::{Decoder, Decoding};
 pub use engine::{Engine, EngineOptions, Logits};
 pub use error::AsrError;
 pub use recognizer::{Recognizer, Transcript, Word};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::decode::{Decoder, Decoding};
 use super::{AsrError, Engine, LanguagePack};
 
 /// A transcribed utterance. Times are relative to the start of the audio given.
@@ -15,6 +16,9 @@ pub struct Transcript {
     pub confidence: f32,
     pub duration_ms: u64,
     pub words: Vec<Word>,
+    /// Beam decoding's extras (`rejected`, `hint`, `alternatives`); empty for greedy decoding.
+    #[serde(flatten)]
+    pub decoding: Decoding,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,6 +37,8 @@ pub struct Recognizer {
     engine: Arc<Engine>,
     packs: BTreeMap<String, Arc<LanguagePack>>,
     active: Arc<LanguagePack>,
+    /// Per language; a language without one decodes greedily.
+    decoders: BTreeMap<String, Arc<Decoder>>,
 }
 
 impl Recognizer {
@@ -43,7 +49,22 @@ impl Recognizer {
             engine,
             packs,
             active,
+            decoders: BTreeMap::new(),
         }
+    }
+
+    /// Decodes `lang` with `decoder` from the next utterance on (a pointer swap: built elsewhere).
+    pub fn set_decoder(&mut self, lang: &str, decoder: Arc<Decoder>) {
+        self.decoders.insert(lang.to_string(), decoder);
+    }
+
+    /// Replaces every language's decoder (a reload); languages left out decode greedily.
+    pub fn set_decoders(&mut self, decoders: BTreeMap<String, Arc<Decoder>>) {
+        self.decoders = decoders;
+    }
+
+    pub fn decoder(&self, lang: &str) -> Option<&Arc<Decoder>> {
+        self.decoders.get(lang)
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -91,7 +112,22 @@ impl Recognizer {
 
     /// Transcribes 16 kHz mono samples in the active language.
     pub fn transcribe(&self, samples: &[f32]) -> Result<Transcript, AsrError> {
-        let decoded = self.engine.transcribe(&self.active, samples)?;
+        let (decoded, decoding) = match self.decoders.get(self.active.language()) {
+            Some(decoder) if decoder.uses_beam() => {
+                let logits = self.engine.logits(&self.active, samples)?;
+                let out = decoder.decode(&logits.values, &self.active.vocab);
+                let decoding = Decoding {
+                    rejected: out.rejected,
+                    hint: out.hint,
+                    alternatives: out.alternatives,
+                };
+                (out.decoded, decoding)
+            }
+            _ => (
+                self.engine.transcribe(&self.active, samples)?,
+                Decoding::default(),
+            ),
+        };
         let manifest = self.engine.manifest();
         let frame_ms = manifest.frame_ms();
         let ms = |frame: usize| (frame as f64 * frame_ms).round() as u64;
@@ -110,6 +146,7 @@ impl Recognizer {
                     confidence: w.confidence,
                 })
                 .collect(),
+            decoding,
         })
     }
 }

@@ -46,6 +46,7 @@ pub struct Config {
     pub record: RecordConfig,
     /// The Wyoming speech-to-text server for Home Assistant (off unless `listen` is set).
     pub wyoming: crate::wyoming::WyomingConfig,
+    pub decoder: crate::asr::decode::DecoderConfig,
 }
 
 /// A configuration that cannot be used: where (file, line, key) and why, on one line.
@@ -151,6 +152,9 @@ impl Config {
         self.wyoming
             .validate()
             .map_err(|(k, r)| (format!("wyoming.{k}"), r))?;
+        self.decoder
+            .validate()
+            .map_err(|(k, r)| (format!("decoder.{k}"), r))?;
         Ok(())
     }
 }

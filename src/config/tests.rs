@@ -60,6 +60,7 @@ fn every_documented_default_is_the_real_default() {
         "mqtt.spool_dir",
         "record.dir",
         "wyoming.listen",
+        "decoder.per_language",
     ];
     let mut seen = Vec::new();
     for line in option_lines(EXAMPLE) {

@@ -14,6 +14,9 @@ pub enum Command {
     SetLanguage(String),
     /// `false` mutes recognition without stopping the daemon.
     SetListening(bool),
+    /// Phrase mode for the active language with these sentences (normalised: lower case, single
+    /// spaces); empty: back to the configured decoding.
+    SetPhrases(Vec<String>),
 }
 
 /// A parsed incoming message.
@@ -48,10 +51,16 @@ pub enum CommandError {
     BadJson(String),
     #[error("no command on topic {0}")]
     UnknownTopic(String),
+    #[error("expected a JSON list of at most {MAX_PHRASES} phrases of at most {MAX_PHRASE_CHARS} characters: {0}")]
+    BadPhrases(String),
 }
 
 /// Commands are short words; anything longer is garbage or an attack.
 pub const MAX_COMMAND_BYTES: usize = 1024;
+/// `…/set/phrases`: a JSON list of sentences, bounded in bytes, count and length.
+pub const MAX_PHRASES_BYTES: usize = 64 * 1024;
+pub const MAX_PHRASES: usize = 1000;
+pub const MAX_PHRASE_CHARS: usize = 200;
 
 /// What the parser needs to know about the node.
 #[derive(Debug, Clone)]
@@ -76,13 +85,21 @@ pub fn parse_incoming(
             _ => Incoming::Ignored,
         });
     }
-    if payload.len() > MAX_COMMAND_BYTES {
+    let max = if topic == t.set_phrases {
+        MAX_PHRASES_BYTES
+    } else {
+        MAX_COMMAND_BYTES
+    };
+    if payload.len() > max {
         return Err(CommandError::TooLong {
             len: payload.len(),
-            max: MAX_COMMAND_BYTES,
+            max,
         });
     }
     let text = std::str::from_utf8(payload).map_err(|_| CommandError::NotUtf8)?;
+    if topic == t.set_phrases {
+        return parse_phrases(text).map(|p| Incoming::Command(Command::SetPhrases(p)));
+    }
     if topic == t.set_language {
         let lang = non_empty(text)?;
         return match ctx.languages.iter().find(|l| l.as_str() == lang) {
@@ -115,6 +132,35 @@ fn non_empty(text: &str) -> Result<&str, CommandError> {
         "" => Err(CommandError::Empty),
         t => Ok(t),
     }
+}
+
+/// `["turn on the light", …]`: each phrase lower-cased with single spaces; empty ones refused.
+fn parse_phrases(text: &str) -> Result<Vec<String>, CommandError> {
+    // Not serde's message: it may quote the payload.
+    let list: Vec<String> = serde_json::from_str(text).map_err(|e| {
+        CommandError::BadPhrases(match e.classify() {
+            serde_json::error::Category::Data => "not a list of strings".into(),
+            _ => format!("not valid JSON (line {}, column {})", e.line(), e.column()),
+        })
+    })?;
+    if list.len() > MAX_PHRASES {
+        return Err(CommandError::BadPhrases(format!("{} phrases", list.len())));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let words: Vec<String> = p.split_whitespace().map(str::to_lowercase).collect();
+            let phrase = words.join(" ");
+            let n = phrase.chars().count();
+            if n == 0 || n > MAX_PHRASE_CHARS {
+                return Err(CommandError::BadPhrases(format!(
+                    "phrase {} is empty or {n} characters",
+                    i + 1
+                )));
+            }
+            Ok(phrase)
+        })
+        .collect()
 }
 
 /// `on`/`off` as documented, plus the spellings Home Assistant and Node-RED send by default.
@@ -241,6 +287,46 @@ mod tests {
             ctx_parse(LANG, &[0xff, 0xfe], false),
             Err(CommandError::NotUtf8)
         );
+    }
+
+    #[test]
+    fn set_phrases_takes_a_bounded_json_list() {
+        const PHRASES: &str = "edgescribe/pi/set/phrases";
+        assert_eq!(
+            ctx_parse(
+                PHRASES,
+                br#"["Turn ON  the light", "what time is it"]"#,
+                false
+            ),
+            Ok(Incoming::Command(Command::SetPhrases(vec![
+                "turn on the light".into(),
+                "what time is it".into()
+            ])))
+        );
+        assert_eq!(
+            ctx_parse(PHRASES, b"[]", false),
+            Ok(Incoming::Command(Command::SetPhrases(vec![])))
+        );
+        // Bigger than other commands may be, but bounded.
+        let many: Vec<String> = (0..900).map(|i| format!("phrase {i}")).collect();
+        let json = serde_json::to_vec(&many).unwrap();
+        assert!(json.len() > MAX_COMMAND_BYTES);
+        assert!(ctx_parse(PHRASES, &json, false).is_ok());
+        let too_many: Vec<&str> = vec!["x"; MAX_PHRASES + 1];
+        let e = ctx_parse(PHRASES, &serde_json::to_vec(&too_many).unwrap(), false).unwrap_err();
+        assert!(matches!(e, CommandError::BadPhrases(_)), "{e}");
+        let long = serde_json::to_vec(&["y".repeat(MAX_PHRASE_CHARS + 1)]).unwrap();
+        assert!(ctx_parse(PHRASES, &long, false).is_err());
+        let huge = vec![b' '; MAX_PHRASES_BYTES + 1];
+        assert!(matches!(
+            ctx_parse(PHRASES, &huge, false),
+            Err(CommandError::TooLong { .. })
+        ));
+        for bad in [&b"\"turn on\""[..], b"[1, 2]", b"[\"a\", ", b"[\"  \"]"] {
+            let e = ctx_parse(PHRASES, bad, false).unwrap_err();
+            assert!(matches!(e, CommandError::BadPhrases(_)), "{e}");
+            assert!(e.to_string().len() < 200, "{e}");
+        }
     }
 
     #[test]

@@ -391,7 +391,11 @@ impl Loop {
         // rumqttc forgot everything of the previous connection (clean session).
         self.shared.lock_outbox().on_disconnect();
         let t = &self.shared.topics;
-        let mut commands = vec![t.set_language.clone(), t.set_listening.clone()];
+        let mut commands = vec![
+            t.set_language.clone(),
+            t.set_listening.clone(),
+            t.set_phrases.clone(),
+        ];
         if self.ctx.config.hermes {
             commands.push(t.hermes_toggle_on.to_string());
             commands.push(t.hermes_toggle_off.to_string());

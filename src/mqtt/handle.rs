@@ -243,6 +243,7 @@ impl MqttHandle {
         let topic = match command {
             Command::SetLanguage(_) => &self.shared.topics.set_language,
             Command::SetListening(_) => &self.shared.topics.set_listening,
+            Command::SetPhrases(_) => &self.shared.topics.set_phrases,
         };
         self.shared.reject(topic, message.into());
     }

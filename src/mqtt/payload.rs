@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::asr::Transcript;
+use crate::asr::{Decoding, Transcript};
 
 /// One utterance on `…/transcript`. Field meanings are the public interface (`docs/mqtt.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +40,9 @@ pub struct TranscriptMessage {
     /// node's microphone. Absent for the microphone (and `--input`), as before the field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Beam decoding's `rejected`, `hint` and `alternatives` (docs/mqtt.md); absent for greedy.
+    #[serde(flatten, default)]
+    pub decoding: Decoding,
 }
 
 /// A word with times relative to the utterance's `start`.
@@ -93,6 +96,7 @@ impl TranscriptMessage {
             model: model.to_string(),
             truncated: false,
             source: None,
+            decoding: t.decoding.clone(),
         }
     }
 
@@ -118,6 +122,7 @@ impl TranscriptMessage {
         }
         self.truncated = true;
         self.words.clear();
+        self.decoding.alternatives.clear();
         if let Some(bytes) = fits(self) {
             return Some(bytes);
         }
@@ -290,6 +295,7 @@ mod tests {
                     confidence: 1.0,
                 },
             ],
+            decoding: Default::default(),
         }
     }
 

@@ -18,6 +18,8 @@ pub struct Topics {
     pub languages: String,
     pub set_language: String,
     pub set_listening: String,
+    /// JSON list of phrases: phrase mode for the active language (`[]`: off).
+    pub set_phrases: String,
     /// Home Assistant's birth/will topic (`<discovery_prefix>/status`).
     pub ha_status: String,
     pub hermes_text_captured: &'static str,
@@ -37,6 +39,7 @@ impl Topics {
             languages: format!("{base}/languages"),
             set_language: format!("{base}/set/language"),
             set_listening: format!("{base}/set/listening"),
+            set_phrases: format!("{base}/set/phrases"),
             ha_status: format!("{ha_discovery_prefix}/status"),
             hermes_text_captured: "hermes/asr/textCaptured",
             hermes_toggle_on: "hermes/asr/toggleOn",

@@ -45,6 +45,7 @@ pub fn transcribe(
         confidence: 0.0,
         duration_ms: 0,
         words: Vec::new(),
+        decoding: Default::default(),
     };
     let mut weight_ms = 0u64;
     let mut block = Vec::with_capacity(READ_FRAMES);
@@ -134,6 +135,7 @@ mod tests {
                     confidence,
                 })
                 .collect(),
+            decoding: Default::default(),
         }
     }
 

@@ -177,6 +177,7 @@ mod tests {
             confidence: 0.9,
             duration_ms: 500,
             words: vec![],
+            decoding: Default::default(),
         }
     }
 

@@ -13,4 +13,5 @@ mod arch;
 mod bundled_model;
 mod cli_transcribe;
 mod cli_vad;
+mod decoder;
 mod parity;

@@ -50,6 +50,7 @@ pub fn transcript(i: u64) -> Transcript {
                 confidence: 1.0,
             },
         ],
+        decoding: Default::default(),
     }
 }
 

@@ -12,6 +12,7 @@ fn topic_strategy() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("edgescribe/pi/set/language".to_string()),
         Just("edgescribe/pi/set/listening".to_string()),
+        Just("edgescribe/pi/set/phrases".to_string()),
         Just("hermes/asr/toggleOn".to_string()),
         Just("hermes/asr/toggleOff".to_string()),
         Just("homeassistant/status".to_string()),
@@ -25,6 +26,9 @@ fn payload_strategy() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(any::<u8>(), 0..2048),
         // Plausible text: words, codes, JSON-ish fragments.
         "[a-zA-Z0-9 {}\":,_\\-\\[\\]]{0,64}".prop_map(String::into_bytes),
+        // Phrase lists: any strings, any number of them.
+        proptest::collection::vec(any::<String>(), 0..8)
+            .prop_map(|l| serde_json::to_vec(&l).unwrap_or_default()),
         // JSON objects with a siteId of any value.
         (any::<Option<String>>(), any::<bool>()).prop_map(|(site, reason)| {
             let mut o = serde_json::Map::new();
@@ -83,6 +87,13 @@ fn command_parser_never_panics_and_only_accepts_valid_commands() {
                                     && (topic == topics.hermes_toggle_on
                                         || topic == topics.hermes_toggle_off))
                         );
+                    }
+                    Ok(Incoming::Command(Command::SetPhrases(phrases))) => {
+                        accepted.set(accepted.get() + 1);
+                        prop_assert!(topic == topics.set_phrases);
+                        prop_assert!(phrases.len() <= edgescribe::mqtt::command::MAX_PHRASES);
+                        prop_assert!(phrases.iter().all(|p| !p.is_empty()
+                            && p.chars().count() <= edgescribe::mqtt::command::MAX_PHRASE_CHARS));
                     }
                     Ok(Incoming::HomeAssistantOnline) => {
                         prop_assert!(topic == topics.ha_status && payload == b"online")

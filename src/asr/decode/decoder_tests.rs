@@ -44,7 +44,18 @@ fn phrase_mode_accepts_a_close_sentence_and_rejects_a_far_one() {
 }
 
 #[test]
-fn phrase_mode_with_nothing_reachable_rejects_without_hint() {
+fn phrase_mode_finds_a_hint_beyond_the_pruned_tokens() {
+    // "c" is below token_min_logp everywhere: the pruned search finds no allowed sentence, the
+    // hint comes from a second, unpruned one.
+    let logits = frames(&[
+        &[(5, 0.9), (0, 0.1)],
+        &[(0, 0.9), (5, 0.1)],
+        &[(6, 0.9), (0, 0.1)],
+    ]);
+    let out = phrase_decoder(&["ac", "cc"], 0.5).decode(&logits, &vocab());
+    assert!(out.rejected && out.decoded.text.is_empty());
+    assert_eq!(out.hint.as_deref(), Some("ac"));
+    // Too short for any allowed sentence: rejected without a hint.
     let logits = frames(&[&[(5, 0.9), (0, 0.1)]]);
     let out = phrase_decoder(&["abcabc"], 0.5).decode(&logits, &vocab());
     assert!(out.rejected && out.hint.is_none() && out.decoded.text.is_empty());

@@ -12,10 +12,11 @@ mod config;
 pub mod lm;
 pub mod phrases;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use self::beam::{beam_search, BeamOptions, Scorers};
 use self::boost::Boost;
@@ -26,8 +27,23 @@ use super::vocab::Vocab;
 
 pub use config::{DecoderConfig, LanguageDecoderConfig, Mode};
 
+/// What beam decoding adds to a transcript, all absent from the JSON for greedy decoding (so
+/// greedy transcripts are exactly as before).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Decoding {
+    /// Phrase mode: nothing allowed was said (`text` is empty).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rejected: bool,
+    /// Phrase mode, when rejected: the closest allowed sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// Beam search: the runners-up, best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Alternative>,
+}
+
 /// Another hypothesis of the n best.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alternative {
     pub text: String,
     /// The hypothesis' ranking score (ln): acoustics plus language model and bonuses.
@@ -139,9 +155,30 @@ impl Decoder {
             boost: self.boost.as_deref(),
         };
         let search = beam_search(logits, vocab, &self.options, scorers);
+        if phrase_mode && search.hypotheses.is_empty() {
+            // No allowed sentence survived the pruning: nothing allowed was said. Search again
+            // with every token tried at every frame, only to find the closest sentence for the
+            // hint (the grammar keeps that search small).
+            let relaxed = BeamOptions {
+                token_min_logp: f32::NEG_INFINITY,
+                beam_prune_logp: f32::NEG_INFINITY,
+                ..self.options.clone()
+            };
+            let hint = beam_search(logits, vocab, &relaxed, scorers)
+                .hypotheses
+                .into_iter()
+                .next()
+                .map(|h| h.text);
+            return Outcome {
+                decoded: empty(),
+                alternatives: Vec::new(),
+                rejected: true,
+                hint,
+            };
+        }
         let mut hyps = search.hypotheses.into_iter();
         let Some(best) = hyps.next() else {
-            // Phrase mode and no allowed sentence survived the beam: nothing allowed was said.
+            // Beam search always keeps a hypothesis (the empty one at least); this is for safety.
             return Outcome {
                 decoded: empty(),
                 alternatives: Vec::new(),
@@ -186,6 +223,22 @@ fn empty() -> Decoded {
         words: Vec::new(),
         confidence: 0.0,
     }
+}
+
+/// The decoders of `langs` that do more than greedy decoding, built from `config` (files read,
+/// automata compiled): at start and, staged, on reload.
+pub fn load_all(
+    config: &DecoderConfig,
+    langs: &[String],
+) -> Result<BTreeMap<String, Arc<Decoder>>, String> {
+    let mut out = BTreeMap::new();
+    for lang in langs {
+        let decoder = Decoder::load(config, lang)?;
+        if decoder.uses_beam() {
+            out.insert(lang.clone(), Arc::new(decoder));
+        }
+    }
+    Ok(out)
 }
 
 /// A boost file: one word or phrase a line, `#` comments.

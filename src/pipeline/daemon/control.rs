@@ -31,6 +31,32 @@ impl Daemon {
                     self.pull(vec![lang.clone()], Some(lang.clone()));
                 }
             }
+            Command::SetPhrases(phrases) => self.set_phrases(phrases),
+        }
+    }
+
+    /// Phrase mode for the active language with `phrases` (empty: the configured decoding again),
+    /// on top of the configured decoder; until the next reload.
+    fn set_phrases(&mut self, phrases: &[String]) {
+        let lang = self.shared.with_recognizer(|r| r.language().to_string());
+        let built = crate::asr::Decoder::load(&self.config.decoder, &lang).and_then(|d| {
+            if phrases.is_empty() {
+                return Ok(d);
+            }
+            let g = crate::asr::decode::phrases::Grammar::from_phrases(phrases)?;
+            Ok(d.with_phrases(Some(std::sync::Arc::new(g))))
+        });
+        match built {
+            Ok(decoder) => {
+                log::info!("{lang}: {} phrases set over MQTT", phrases.len());
+                let decoder = std::sync::Arc::new(decoder);
+                self.shared
+                    .with_recognizer(|r| r.set_decoder(&lang, decoder));
+            }
+            Err(e) => self
+                .shared
+                .mqtt()
+                .report_command_error(&Command::SetPhrases(phrases.to_vec()), e),
         }
     }
 

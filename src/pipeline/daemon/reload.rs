@@ -1,5 +1,5 @@
 //! SIGHUP: read the file again and apply it all, or nothing. Languages, `[vad]`, `[mqtt]`,
-//! `[adapters]` and `[record]` take effect; `[model]` and `[audio]` need a restart (said in the log).
+//! `[adapters]`, `[record]` and `[decoder]` (its files read again) take effect; `[model]` and `[audio]` need a restart (said in the log).
 //!
 //! Every component the new file changes is built first ([`Staged`]), the MQTT connection last (the
 //! one with effects others see); only when all are built are they swapped in. A failure anywhere
@@ -29,6 +29,8 @@ struct Staged {
     recorder: Option<Option<Recorder>>,
     store: Option<Arc<AdapterStore>>,
     mqtt: Option<MqttHandle>,
+    /// Always rebuilt: the files may have changed while the configuration did not.
+    decoders: std::collections::BTreeMap<String, Arc<crate::asr::Decoder>>,
 }
 
 impl Daemon {
@@ -73,6 +75,8 @@ impl Daemon {
         };
         let old_langs = self.configured_languages(&self.config);
         let langs = self.configured_languages(&new);
+        let decoders =
+            crate::asr::decode::load_all(&new.decoder, &langs).map_err(anyhow::Error::msg)?;
         let mqtt = if new.mqtt != self.config.mqtt || langs != old_langs {
             let active = self.shared.with_recognizer(|r| r.language().to_string());
             let active = if langs.contains(&active) {
@@ -95,6 +99,7 @@ impl Daemon {
             recorder,
             store,
             mqtt,
+            decoders,
         })
     }
 
@@ -107,7 +112,9 @@ impl Daemon {
             recorder,
             store,
             mqtt,
+            decoders,
         } = staged;
+        self.shared.with_recognizer(|r| r.set_decoders(decoders));
         if let Some(vad) = vad {
             self.listener.set_vad(vad);
         }

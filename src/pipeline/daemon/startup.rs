@@ -45,11 +45,14 @@ impl Daemon {
         let signals = install_signals(&events, &cancel)?;
         let store = Arc::new(open_store(&config, &engine, &cancel)?);
         let langs = configured_languages(&config, &engine);
+        let decoders =
+            crate::asr::decode::load_all(&config.decoder, &langs).map_err(anyhow::Error::msg)?;
         let Some(loaded) = first_languages(&engine, &store, &langs, &cancel, &mut notify)? else {
             return Ok(None);
         };
         let statuses = loaded.statuses.clone();
-        let recognizer = build_recognizer(&engine, &langs, loaded);
+        let mut recognizer = build_recognizer(&engine, &langs, loaded);
+        recognizer.set_decoders(decoders);
         let active = recognizer.language().to_string();
         let model_name = model_name(&model_dir);
         let mqtt = start_mqtt(&config, &langs, &active, &model_name, &statuses, &events)?;

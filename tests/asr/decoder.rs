@@ -1,0 +1,103 @@
+//! Phrase mode through the real binary on the bundled model's held-out recordings
+//! (`tests/fixtures/audio/trained`, see bundled_model.rs): with the language's command grammar
+//! (`../shared/corpus/<lang>.txt`, beside the repository) every recording comes out as exactly its
+//! sentence, and a recording whose sentence is not among the allowed ones is rejected, with the
+//! closest allowed sentence as a hint. Beam search with `--json` reports alternatives.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+fn trained(name: &str) -> PathBuf {
+    audio("trained").join(name)
+}
+
+fn grammar(lang: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus")
+        .join(format!("{lang}.txt"))
+}
+
+/// `edgescribe transcribe --json` with `extra` flags on `wavs`: one JSON object per file.
+fn transcribe(lang: &str, extra: &[&str], wavs: &[PathBuf]) -> Vec<serde_json::Value> {
+    let out = edgescribe_command()
+        .args(["transcribe", "--json", "--lang", lang])
+        .args(extra)
+        .args(wavs)
+        .env("RUST_LOG", "warn")
+        .env_remove("EDGESCRIBE_MODEL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `(file, language, sentence)` of the held-out recordings.
+fn golden() -> Vec<(String, String, String)> {
+    std::fs::read_to_string(trained("golden.tsv"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), f[1].to_string(), f[3].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn phrase_mode_returns_exact_sentences_of_the_grammar() {
+    let golden = golden();
+    for lang in LANGS {
+        let mine: Vec<&(String, String, String)> =
+            golden.iter().filter(|g| g.1 == lang).collect();
+        let wavs: Vec<PathBuf> = mine.iter().map(|g| trained(&g.0)).collect();
+        let phrases = grammar(lang);
+        let out = transcribe(lang, &["--phrases", phrases.to_str().unwrap()], &wavs);
+        assert_eq!(out.len(), mine.len());
+        for (g, o) in mine.iter().zip(&out) {
+            assert_eq!(o["text"], g.2.as_str(), "{}: {o}", g.0);
+            assert!(o.get("rejected").is_none(), "{}: {o}", g.0);
+            // Word timings as greedy decoding gives them: one per word, in order, within the audio.
+            let words = o["words"].as_array().unwrap();
+            assert_eq!(words.len(), g.2.split(' ').count(), "{o}");
+            let ends: Vec<u64> = words.iter().map(|w| w["end_ms"].as_u64().unwrap()).collect();
+            assert!(ends.windows(2).all(|w| w[0] <= w[1]), "{o}");
+            assert!(*ends.last().unwrap() <= o["duration_ms"].as_u64().unwrap());
+        }
+    }
+}
+
+#[test]
+fn phrase_mode_rejects_a_sentence_that_is_not_allowed() {
+    // eng_1.wav says "turn off the office night light"; the list has close commands but not it.
+    let dir = std::env::temp_dir().join(format!("edgescribe-phrases-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("phrases.txt");
+    std::fs::write(
+        &list,
+        "turn on the kitchen light\nturn off the garage lights\nwhat time is it\nstop the music\n",
+    )
+    .unwrap();
+    let out = transcribe(
+        "eng",
+        &["--phrases", list.to_str().unwrap()],
+        &[trained("eng_1.wav")],
+    );
+    assert_eq!(out[0]["rejected"], true, "{}", out[0]);
+    assert_eq!(out[0]["text"], "", "{}", out[0]);
+    assert_eq!(out[0]["hint"], "turn off the garage lights", "{}", out[0]);
+    // Beam search without constraints gives the sentence, and runners-up.
+    let out = transcribe("eng", &["--beam"], &[trained("eng_1.wav")]);
+    assert_eq!(out[0]["text"], "turn off the office night light", "{}", out[0]);
+    assert!(!out[0]["alternatives"].as_array().unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
