@@ -116,3 +116,57 @@ impl Request {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn data(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn request() -> Request {
+        Request::new("eng".into(), "en".into(), Instant::now())
+    }
+
+    const MONO: fn() -> Map<String, Value> =
+        || data(json!({"rate": 16000, "width": 2, "channels": 1}));
+
+    #[test]
+    fn a_request_collects_its_audio_at_16k() {
+        let c = Counters::default();
+        let mut r = request();
+        assert_eq!(r.audio_start(&MONO(), 10, &c), None);
+        assert_eq!(r.audio_chunk(&MONO(), &[0, 64, 0, 192], &c), None);
+        assert_eq!(r.audio_stop(&c).ok(), Some(vec![0.5, -0.5]));
+    }
+
+    #[test]
+    fn one_mistake_gets_one_error_then_silence_until_audio_stop() {
+        let c = Counters::default();
+        let mut r = request();
+        let e = r.audio_chunk(&MONO(), &[0, 0], &c).expect("an error");
+        assert_eq!(e.data["code"], "bad_request");
+        assert_eq!(r.audio_start(&MONO(), 10, &c), None, "refused: ignored");
+        assert_eq!(r.audio_chunk(&MONO(), &[0, 0], &c), None);
+        assert!(matches!(r.audio_stop(&c), Err(None)));
+        assert_eq!(c.protocol_errors.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn audio_over_the_bound_is_counted_as_too_long() {
+        let c = Counters::default();
+        let mut r = request();
+        r.audio_start(&MONO(), 1, &c);
+        let e = r.audio_chunk(&MONO(), &[0; 32_002], &c).expect("an error");
+        assert_eq!(e.data["code"], "audio_too_long");
+        assert_eq!(c.too_long.load(Ordering::Relaxed), 1);
+        assert!(
+            matches!(request().audio_stop(&c), Err(Some(_))),
+            "no audio-start"
+        );
+        let mut r = Request::refused(Instant::now());
+        assert_eq!(r.audio_start(&MONO(), 1, &c), None);
+    }
+}
