@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--languages", default="eng,fra,deu,spa")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--binary", default=str(ROOT / "target/release/edgescribe"))
+    ap.add_argument("bench_args", nargs="*", help="passed to `wyoming-bench stt` (after --)")
     a = ap.parse_args()
     langs = a.languages.split(",")
     bench = venv()
@@ -89,7 +90,7 @@ def main() -> None:
             for lang in langs:
                 print(f"## {lang} (transcribe language {HA.get(lang, lang)!r})", flush=True)
                 subprocess.run([str(bench), "stt", f"127.0.0.1:{port}", "--corpus", str(corpus(tmp / "corpus", lang)),
-                                "--mode", "non_streaming", "--rounds", str(a.rounds),
+                                "--mode", "non_streaming", "--rounds", str(a.rounds), *a.bench_args,
                                 "--config", f'{{"language": "{HA.get(lang, lang)}"}}'], check=True)
         finally:
             daemon.terminate()
