@@ -79,6 +79,8 @@ pub struct Search {
     pub best_path: f32,
     pub frames: usize,
     pub nodes: usize,
+    /// Extensions refused because the tree had `MAX_NODES` nodes (0 in any sane setting).
+    pub refused_nodes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -215,6 +217,7 @@ pub fn beam_search(
         best_path,
         frames,
         nodes: tree.nodes.len(),
+        refused_nodes: tree.refused,
     }
 }
 

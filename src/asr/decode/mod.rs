@@ -155,6 +155,13 @@ impl Decoder {
             boost: self.boost.as_deref(),
         };
         let search = beam_search(logits, vocab, &self.options, scorers);
+        if search.refused_nodes > 0 {
+            log::warn!(
+                "beam search: {} extensions refused at the limit of {} prefixes (lower decoder.beam_width)",
+                search.refused_nodes,
+                beam::MAX_NODES
+            );
+        }
         if phrase_mode && search.hypotheses.is_empty() {
             // No allowed sentence survived the pruning: nothing allowed was said. Search again
             // with every token tried at every frame, only to find the closest sentence for the

@@ -14,6 +14,8 @@ pub(super) struct Tree<'a> {
     scorers: Scorers<'a>,
     walker: Option<Walker<'a>>,
     options: &'a BeamOptions,
+    /// Extensions refused at `MAX_NODES`.
+    pub(super) refused: usize,
 }
 
 impl<'a> Tree<'a> {
@@ -42,6 +44,7 @@ impl<'a> Tree<'a> {
             scorers,
             walker,
             options,
+            refused: 0,
         }
     }
 
@@ -57,6 +60,7 @@ impl<'a> Tree<'a> {
             return known;
         }
         if self.nodes.len() >= MAX_NODES {
+            self.refused += 1;
             return None;
         }
         let made = self.make(parent, token, chars);
