@@ -33,8 +33,8 @@ pub struct DecodeArgs {
     /// format) are output; anything else is rejected (`"rejected": true` and a `hint`).
     #[arg(long)]
     pub phrases: Option<PathBuf>,
-    /// Phrase mode's rejection threshold: mean log-likelihood gap per 20 ms frame, in nats,
-    /// between the best allowed sentence and the unconstrained best path (0 to 10).
+    /// Phrase mode's rejection threshold: score gap per 20 ms frame, in nats, between the best
+    /// allowed sentence and an open decoding (with --lm: the LM's, else the greedy path; 0 to 10).
     #[arg(long, default_value_t = DecoderConfig::default().reject_nats_per_frame)]
     pub reject_nats_per_frame: f32,
     /// Boosted words and phrases, one a line.

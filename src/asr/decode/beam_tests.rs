@@ -134,7 +134,7 @@ fn token_pruning_and_beam_width_limit_the_work() {
 }
 
 /// Words "ab" and "cb": the acoustics lean to "cb", the LM strongly to "ab".
-const LM: &str = "\\data\\
+pub(crate) const LM: &str = "\\data\\
 ngram 1=5
 
 \\1-grams:

@@ -144,3 +144,26 @@ fn config_ranges_name_the_key() {
         "per_language.deu.reject_nats_per_frame"
     );
 }
+
+#[test]
+fn with_a_language_model_rejection_forgives_what_the_model_explains() {
+    use crate::asr::decode::arpa::Arpa;
+    use crate::asr::decode::beam::tests::LM;
+    let lm = Arc::new(WordLm::new(Arpa::read(LM.as_bytes()).unwrap()));
+    let decoder = |threshold| Decoder {
+        lm: Some(lm.clone()),
+        ..phrase_decoder(&["ab"], threshold)
+    };
+    let b: &[(usize, f32)] = &[(6, 0.99), (0, 0.01)];
+    // Acoustics unsure between "cb" and the allowed "ab": the LM explains "ab", no gap at all.
+    let unsure = frames(&[&[(7, 0.55), (5, 0.45)], b]);
+    let out = decoder(0.0).decode(&unsure, &vocab());
+    assert_eq!((out.decoded.text.as_str(), out.rejected), ("ab", false));
+    // Clearly "cb": the open decoding keeps "cb" despite the LM, by
+    // (ln .99 - 3.5 ln10 / 2 + 1) - (ln .01 - 0.8 ln10 / 2 + 1) = 1.48 nats over 2 frames.
+    let sure = frames(&[&[(7, 0.99), (5, 0.01)], b]);
+    let out = decoder(0.5).decode(&sure, &vocab());
+    assert!(out.rejected, "{out:?}");
+    assert_eq!(out.hint.as_deref(), Some("ab"));
+    assert!(!decoder(1.0).decode(&sure, &vocab()).rejected);
+}

@@ -148,9 +148,7 @@ impl Decoder {
         }
         let phrase_mode = self.phrases.is_some();
         let scorers = Scorers {
-            // In phrase mode the grammar says which word sequences are possible; an LM on top
-            // would only reweigh sentences the house can execute.
-            lm: self.lm.as_deref().filter(|_| !phrase_mode),
+            lm: self.lm.as_deref(),
             phrases: self.phrases.as_deref(),
             boost: self.boost.as_deref(),
         };
@@ -199,8 +197,10 @@ impl Decoder {
                 score: h.score,
             })
             .collect();
-        let gap = (search.best_path - best.acoustic) / search.frames.max(1) as f32;
-        if phrase_mode && gap > self.reject_nats_per_frame {
+        if phrase_mode
+            && self.gap_per_frame(logits, vocab, &best, (search.best_path, search.frames))
+                > self.reject_nats_per_frame
+        {
             return Outcome {
                 decoded: Decoded {
                     confidence: best.confidence,
@@ -221,6 +221,36 @@ impl Decoder {
             rejected: false,
             hint: None,
         }
+    }
+}
+
+impl Decoder {
+    /// How much better than the best allowed sentence an unconstrained decoding explains the
+    /// utterance, per frame. With a language model, the reference is the open decoding with it
+    /// (the LM as a garbage model): an allowed sentence misheard in a letter or two costs little,
+    /// since the LM pulls the open decoding to the same words, while a sentence that is not
+    /// allowed keeps its own words there. Without one, the greedy path's acoustics.
+    fn gap_per_frame(
+        &self,
+        logits: &[f32],
+        vocab: &Vocab,
+        best: &beam::Hypothesis,
+        (best_path, frames): (f32, usize),
+    ) -> f32 {
+        let frames = frames.max(1) as f32;
+        let Some(lm) = self.lm.as_deref() else {
+            return (best_path - best.acoustic) / frames;
+        };
+        let open = Scorers {
+            lm: Some(lm),
+            phrases: None,
+            boost: self.boost.as_deref(),
+        };
+        let reference = beam_search(logits, vocab, &self.options, open)
+            .hypotheses
+            .first()
+            .map_or(best.score, |h| h.score.max(best.score));
+        (reference - best.score) / frames
     }
 }
 
