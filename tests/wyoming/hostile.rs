@@ -245,7 +245,12 @@ fn idle_connections_time_out_and_the_connection_bound_holds() {
 
 #[test]
 fn a_full_queue_refuses_with_busy_rather_than_waiting() {
-    let (_broker, server) = start("wy-busy", "zeroconf = false\nqueue_requests = 1");
+    // The request waiting in the queue must not time out behind the one running: under QEMU a
+    // 12 s recording takes about a minute to recognise.
+    let (_broker, server) = start(
+        "wy-busy",
+        "zeroconf = false\nqueue_requests = 1\nrequest_timeout_s = 900",
+    );
     let wav = fixtures().join("audio/trained/commands_eng.wav");
     let got = client(&[
         "concurrent",

@@ -34,6 +34,7 @@ impl Product<'_> {
         self.m.div_ceil(PANEL)
     }
 
+    #[cfg(target_arch = "x86_64")]
     fn panel_bytes(&self) -> usize {
         self.k * PANEL
     }
