@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod config_cmds;
+mod daemon_args;
 mod decode_args;
 mod devices;
 mod listen;
@@ -15,6 +16,7 @@ mod serve;
 mod transcribe;
 mod vad;
 
+pub use daemon_args::DaemonArgs;
 pub use model_args::{ModelArgs, ModelDirArg};
 
 #[derive(Debug, Parser)]
