@@ -133,24 +133,9 @@ fn argmax_prob(row: &[f32]) -> (usize, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::asr::manifest::VocabSpec;
-    use std::collections::HashMap;
 
-    // ids: 0 <pad>, 1 <s>, 2 </s>, 3 <unk>, 4 |, 5 a, 6 b, 7 c
-    fn vocab() -> Vocab {
-        let map: HashMap<String, usize> = ["<pad>", "<s>", "</s>", "<unk>", "|", "a", "b", "c"]
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.to_string(), i))
-            .collect();
-        let spec = VocabSpec {
-            file: String::new(),
-            blank: "<pad>".into(),
-            word_delimiter: "|".into(),
-            never_printed: vec!["<s>".into(), "</s>".into(), "<unk>".into()],
-        };
-        Vocab::from_map(&map, &spec).unwrap()
-    }
+    // ids: 0 <pad>, 1 <s>, 2 </s>, 3 <unk>, 4 |, 5 a, 6 b, 7 c (shared with the beam's tests).
+    use crate::asr::decode::beam::tests::vocab;
 
     /// One-hot-ish logits: the given id gets `margin`, all others 0.
     fn logits(ids: &[usize], margin: f32) -> Vec<f32> {
