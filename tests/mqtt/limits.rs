@@ -125,3 +125,43 @@ fn oversized_and_retained_commands_never_reach_the_node() {
     assert_eq!((status.connections, status.last_error), (1, None));
     assert_eq!(node.counters().commands_rejected, 0);
 }
+
+/// A transcript the broker refuses (its ACL denies the topic: MQTT 5 PubAck "not authorized") is
+/// dropped and counted, not re-sent for ever and not counted as delivered; the connection stays.
+#[test]
+fn a_transcript_the_broker_refuses_is_counted_not_retried() {
+    let dir = common::scratch("mqtt-acl");
+    std::fs::create_dir_all(&dir).unwrap();
+    let acl = dir.join("acl");
+    // Anonymous clients: everything of the node's but writing its transcripts.
+    std::fs::write(
+        &acl,
+        "topic readwrite edgescribe/acl/status\ntopic readwrite edgescribe/acl/state\n\
+         topic readwrite edgescribe/acl/set/#\ntopic read edgescribe/acl/transcript\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&acl, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let broker = Mosquitto::start(
+        &dir.join("broker"),
+        BrokerOptions {
+            extra: format!("acl_file {}\n", acl.display()),
+            ..BrokerOptions::default()
+        },
+    );
+    let (node, _cmds) = Mqtt::start(&node::config(&broker.url(), "acl"), node::info()).unwrap();
+    let now = SystemTime::now();
+    node.publish_transcript(&node::transcript(1), now, 5);
+    node.publish_transcript(&node::transcript(2), now, 5);
+    assert!(
+        node.wait_delivered(WAIT),
+        "{} undelivered",
+        node.undelivered()
+    );
+    let counters = node.counters();
+    assert_eq!(
+        (counters.transcripts_refused, counters.outbox_depth),
+        (2, 0)
+    );
+    let status = node.connection();
+    assert_eq!((status.connections, status.last_error), (1, None));
+}
