@@ -56,7 +56,8 @@ def run_child(cmd: list[str]) -> tuple[dict, int]:
     return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss * 1024
 
 
-def ort_child(model_dir: Path, wav_path: Path, runs: int, threads: int, lang: str | None) -> None:
+def ort_child(model_dir: Path, wav_path: Path, runs: int, threads: int, lang: str | None,
+              spin: bool = True) -> None:
     """The onnxruntime side: same file, same adapter inputs, same lm_head, same normalisation."""
     import onnxruntime as ort
     from safetensors.numpy import load_file
@@ -69,6 +70,8 @@ def ort_child(model_dir: Path, wav_path: Path, runs: int, threads: int, lang: st
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(str(model_dir / graph["file"]), opts, providers=["CPUExecutionProvider"])
     lang = lang or manifest["default_language"]
     adapter = load_file(str(model_dir / manifest["adapter_file_template"].format(lang)))
@@ -129,10 +132,19 @@ def main() -> int:
     ap.add_argument("--binary", type=Path, default=ROOT / "target/release/edgescribe")
     ap.add_argument("--wav", type=Path, help="audio to use instead of generated noise")
     ap.add_argument("--ort-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--ort-no-spin", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--emulate", metavar="CPU",
+                    help="cortex-a72 or cortex-a76: count instructions under qemu-user instead of timing "
+                         "(benches/emulate/; `bench.py --emulate cortex-a76 --help` for its options)")
+    if any(a == "--emulate" or a.startswith("--emulate=") for a in sys.argv[1:]):
+        sys.path.insert(0, str(ROOT / "benches"))
+        from emulate.run import main as emulate_main
+
+        return emulate_main(sys.argv[1:], write_test_audio)
     args = ap.parse_args()
 
     if args.ort_child:
-        ort_child(args.model[0], args.wav, args.runs, args.threads, args.lang)
+        ort_child(args.model[0], args.wav, args.runs, args.threads, args.lang, spin=not args.ort_no_spin)
         return 0
     if not args.binary.exists():
         raise SystemExit(f"bench: {args.binary} missing: cargo build --release first")
