@@ -22,7 +22,7 @@ from pathlib import Path
 
 # (group, pattern): the first match wins, so specific patterns come before general ones.
 GROUPS = (
-    ("int8 matmul kernel (tract-linalg, asm)", r"arm64simd_mmm_i32|mmm_i32_|arm64.*_i8|qmmm"),
+    ("int8 matmul kernel (tract-linalg, asm)", r"arm64simd_mmm_i32|mmm_i32_|arm64.*_i8|qmmm|non_linear_addc_i32"),
     ("f32/f16 matmul kernel (tract-linalg, asm)", r"arm64(simd|fp16)_mmm_f(32|16)|mmm_f32"),
     ("edgescribe passes (tract-accel)", r"^tract_accel::"),
     ("im2col", r"[Ii]m2col"),
@@ -31,7 +31,7 @@ GROUPS = (
     ("layer norm / reductions", r"[Ll]ayer_?[Nn]orm|[Rr]educe|[Rr]educer"),
     ("(de)quantise, casts", r"[Qq]uant|[Cc]ast|lookup_table|[Ss]cale"),
     ("element-wise kernels (tract-linalg)", r"^tract_linalg::|arm64simd_|arm64fp16_"),
-    ("element-wise and other ops (tract-core)", r"^tract_core::ops::"),
+    ("element-wise and other ops (tract-core, ndarray)", r"^tract_core::ops::|ndarray::"),
     ("graph runner, shapes (tract)", r"^tract_(core|data|hir|onnx|nnef)::"),
     ("allocator (jemalloc)", r"je_|jemalloc|^_rjem"),
     ("threads (rayon, waiting)", r"rayon|crossbeam|std::thread|parking_lot|futex"),
@@ -87,20 +87,34 @@ class SymbolTable:
 
 
 def read_symbols(binary: Path) -> SymbolTable | None:
-    """Text symbols with sizes, demangled, hashes removed; None for a stripped binary."""
+    """Text symbols, demangled, hashes removed; None for a stripped binary. tract-linalg's assembly
+    kernels have no size (no `.size` directive): they extend to the next symbol."""
     done = subprocess.run([_tool("nm"), "-C", "-S", "--defined-only", str(binary)], stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL, text=True)
     rows = []
     for line in done.stdout.splitlines():
         parts = line.split(" ", 3)
         if len(parts) == 4 and parts[2] in "tTwW":
-            start, size = int(parts[0], 16), int(parts[1], 16)
-            if size:
-                rows.append((start, start + size, HASH.sub("", parts[3])))
+            rows.append((int(parts[0], 16), int(parts[1], 16), HASH.sub("", parts[3])))
+        elif len(parts) == 3 and parts[1] in "tTwW":  # no size column
+            rows.append((int(parts[0], 16), 0, HASH.sub("", parts[2])))
     if not rows:
         return None
     rows.sort()
-    return SymbolTable([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    # An assembly kernel's local labels (".packed_packed_loop_1", ".q_scale"...) are named after the
+    # kernel they are in: the inner loop and the tile's epilogue then show apart.
+    enclosing = ""
+    for i, (start, size, name) in enumerate(rows):
+        if name.startswith("."):
+            rows[i] = (start, size, f"{enclosing} {name}")
+        else:
+            enclosing = name
+    starts = sorted({r[0] for r in rows})
+    ends = []
+    for start, size, _ in rows:
+        later = bisect.bisect_right(starts, start)
+        ends.append(start + size if size else (starts[later] if later < len(starts) else start + 4))
+    return SymbolTable([r[0] for r in rows], ends, [r[2] for r in rows])
 
 
 def by_function(blocks: dict[int, float], block_classes: dict[int, tuple[float, ...]], table: SymbolTable,
