@@ -8,6 +8,7 @@ Same audio (the harness's deterministic noise), same CPU description (prefix.py)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -43,6 +44,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--jobs", type=int, default=1, help="emulated processes at a time, 1-16 (default 1)")
     ap.add_argument("--top", type=int, default=8, help="mnemonics and functions listed, 0-100 (default 8)")
     ap.add_argument("--json", type=Path, help="also write every figure to this file")
+    ap.add_argument("--reuse", action="store_true",
+                    help="take a configuration's counts from an earlier invocation when its inputs (binary, "
+                         "model, audio length, prefix, plugins) are the same, instead of emulating it again")
     args = ap.parse_args(argv)
     args.threads = args.threads or [1]
     args.engines = [e for e in args.engines.split(",") if e]
@@ -81,10 +85,28 @@ class Job:
     runs: int
 
 
+def inputs_key(job: Job, ctx: dict) -> str:
+    """What a job's counts depend on, for --reuse: the files by content (the shared plugin is rebuilt,
+    with a new modification time, by every invocation)."""
+    def digest(p: Path | None) -> str:
+        return hashlib.sha256(p.read_bytes()).hexdigest() if p else ""
+    return json.dumps([job.cpu, str(job.model), job.threads, job.engine, job.runs, ctx["seconds"], ctx["lang"],
+                       digest(ctx["binary"]) if job.engine != "ort" else "", digest(job.model / "manifest.json"),
+                       digest(ctx["prefixes"][job.cpu] / "stamp.json"), digest(ctx["insncount"]),
+                       digest(ctx["tbcount"]), digest(BENCH_PY)])
+
+
 def run_job(job: Job, ctx: dict, out_dir: Path) -> tuple[Job, counts.Counts, dict, Path | None]:
     """One emulated process with both plugins; returns its counts, its JSON report and its qemu log."""
     name = f"{job.cpu}-{job.model.name}-t{job.threads}-{job.engine}-r{job.runs}"
     class_file, block_file, log = (out_dir / f"{name}.{ext}" for ext in ("classes", "blocks", "qemu.log"))
+    key_file, result_file = out_dir / f"{name}.key", out_dir / f"{name}.json"
+    key = inputs_key(job, ctx)
+    if ctx["reuse"] and key_file.exists() and key_file.read_text() == key:
+        print(f"emulate: {name}: counts of an earlier run with the same inputs", file=sys.stderr)
+        return (job, counts.read(class_file, block_file), json.loads(result_file.read_text()),
+                None if job.engine == "ort" else log)
+    key_file.unlink(missing_ok=True)
     pfx = ctx["prefixes"][job.cpu]
     qemu = ["qemu-aarch64", "-cpu", job.cpu, "-L", str(pfx),
             "-plugin", f"{ctx['insncount']},out={class_file}", "-plugin", f"{ctx['tbcount']},out={block_file}"]
@@ -108,6 +130,8 @@ def run_job(job: Job, ctx: dict, out_dir: Path) -> tuple[Job, counts.Counts, dic
         raise SystemExit(f"emulate: {name} failed ({done.returncode}):\n{' '.join(cmd)}\n{tail}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     c = counts.read(class_file, block_file)
+    result_file.write_text(json.dumps(result))
+    key_file.write_text(key)
     print(f"emulate: {name}: {c.total / 1e9:.2f} G instructions, {time.monotonic() - t0:.0f} s", file=sys.stderr)
     return job, c, result, qemu_log
 
@@ -134,7 +158,7 @@ def main(argv: list[str], write_test_audio) -> int:
         wav = Path(tmp) / "bench.wav"
         write_test_audio(wav, args.seconds)
         ctx = dict(prefixes=prefixes, insncount=insncount, tbcount=tbcount, binary=binary, wav=wav,
-                   lang=args.lang)
+                   lang=args.lang, seconds=args.seconds, reuse=args.reuse)
         with ThreadPoolExecutor(args.jobs) as pool:
             done = list(pool.map(lambda j: run_job(j, ctx, out_dir), jobs))
     results = report.collect(done, table, binary)
