@@ -194,6 +194,10 @@ const VNNI_ONLY: Passes = Passes {
     vnni_matmul: true,
     ..Passes::NONE
 };
+const NEON_ONLY: Passes = Passes {
+    neon_matmul: true,
+    ..Passes::NONE
+};
 const RANK_FIX_ONLY: Passes = Passes {
     fold_rank_fixes: true,
     ..Passes::NONE
@@ -221,6 +225,19 @@ fn has_vnni() -> bool {
             && std::is_x86_feature_detected!("avx512vnni")
     }
     #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether the NEON int8 pass must take every int8 projection here: ARM64 without the dot product
+/// (QEMU's Cortex-A72), where tract packs for its `SMLAL` kernel. Detected here, as `has_vnni`.
+fn has_neon_int8() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    {
+        !std::arch::is_aarch64_feature_detected!("dotprod")
+    }
+    #[cfg(not(target_arch = "aarch64"))]
     {
         false
     }
@@ -289,7 +306,8 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
         .iter()
         .filter(|(name, info)| name == "OptMatMul" && info.contains(",I32,"))
         .count()
-        + engine.op_count("VnniMatMul");
+        + engine.op_count("VnniMatMul")
+        + engine.op_count("NeonMatMul");
     let dequantizers = engine.op_count("FastDequantize");
     // Split per group, the positional convolution's 4 matmuls meet in a Concat before one tail.
     let sharing_a_tail = if passes.split_grouped_conv { 4 - 1 } else { 0 };
@@ -337,6 +355,13 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
         assert!(vnni >= 12, "{vnni} VNNI matmuls");
     } else {
         assert_eq!(vnni, 0);
+    }
+    // The same projections on ARM64 without the dot product (and none with it: tract's SDOT kernel).
+    let neon = engine.op_count("NeonMatMul");
+    if passes.neon_matmul && has_neon_int8() {
+        assert!(neon >= 12, "{neon} NEON matmuls");
+    } else {
+        assert_eq!(neon, 0);
     }
     // The positional convolution (4 groups of 8 channels in the tiny model) unfolds once per group
     // when split, once in all otherwise; the feature extractor's 7 convolutions once each.
@@ -393,6 +418,7 @@ fn tiny_int8_logits_are_bit_identical_with_each_pass_and_all() {
         assert_same("rms norm", &stock, &tiny_logits(RMS_NORM_ONLY, threads));
         assert_same("layer norm", &stock, &tiny_logits(LAYER_NORM_ONLY, threads));
         assert_same("vnni", &stock, &tiny_logits(VNNI_ONLY, threads));
+        assert_same("neon", &stock, &tiny_logits(NEON_ONLY, threads));
         assert_same("split conv", &stock, &tiny_logits(SPLIT_CONV_ONLY, threads));
         assert_same("rank fix", &stock, &tiny_logits(RANK_FIX_ONLY, threads));
         assert_same("attention", &stock, &tiny_logits(ATTENTION_ONLY, threads));
@@ -650,6 +676,44 @@ fn vnni_matmul_takes_the_projection_bit_identically() {
         for threads in [1, 2] {
             let executor = tract_linalg::multithread::Executor::multithread(threads);
             for frames in [1, 7, 49, 250] {
+                let input = activations(frames);
+                let want = run(stock.clone(), &input);
+                let got =
+                    tract_linalg::multithread::multithread_tract_scope(executor.clone(), || {
+                        run(fast.clone(), &input)
+                    });
+                assert_bits_eq(
+                    &want,
+                    &got,
+                    &format!("{label}: {frames} frames, {threads} threads"),
+                );
+            }
+        }
+    }
+}
+
+/// On ARM64 without the dot product: the wide projection (768 → 1408 features, weights in −127..=127)
+/// on our NEON kernel, at row counts around its tiles and tasks, on one and two threads, with stock
+/// tract's bits; `wider_model`'s patterned weight holds −128 (which the kernel's 16-bit pairs cannot
+/// hold), so it keeps tract's op, with the same bits.
+#[test]
+fn neon_matmul_takes_the_projection_bit_identically() {
+    for (label, stock, taken) in [
+        ("1408", wide_optimized(), true),
+        // 256 columns: tract packs the weight at load (under its budget), so only the −128 refuses it.
+        ("256 with −128", wider_optimized(256), false),
+    ] {
+        let mut fast = stock.clone();
+        let applied = optimize::apply(&mut fast, NEON_ONLY).unwrap();
+        let neon = has_neon_int8() && taken;
+        assert_eq!(applied.neon_matmul, neon as usize, "{label}");
+        assert_eq!(count_ops(&fast, "NeonMatMul"), neon as usize, "{label}");
+        if !has_neon_int8() {
+            continue;
+        }
+        for threads in [1, 2] {
+            let executor = tract_linalg::multithread::Executor::multithread(threads);
+            for frames in [1, 5, 33, 250] {
                 let input = activations(frames);
                 let want = run(stock.clone(), &input);
                 let got =

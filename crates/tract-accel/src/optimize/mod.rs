@@ -28,6 +28,8 @@
 //! 14. `layer_norm`: each last-axis layer norm as one threaded pass.
 //! 15. `fold_packs`: the constant weight packs still in the plan, folded.
 //! 16. `vnni_matmul`: the int8 projections on our AVX-512 VNNI kernel (`vnni_kernel`).
+//! 17. `neon_matmul`: the same projections on our NEON kernel (`neon_kernel`), on ARM64 without the
+//!     dot product.
 //!
 //! Shared by them: `replace_nodes`, the loop of the passes that put one op in place of one node;
 //! `AccelOp` with `tract_op!`, the skeleton of tract's op traits for our ops; `tasks`, the task
@@ -46,6 +48,8 @@ mod fold_packs;
 mod fold_weight_sums;
 mod int8_tile;
 mod layer_norm;
+mod neon_kernel;
+mod neon_matmul;
 mod rank_fix;
 mod rms_norm;
 pub mod segments;
@@ -68,6 +72,7 @@ pub use fast_pack_f32::FastPackF32;
 pub use fold_weight_sums::fold_weight_sums;
 pub use int8_tile::{is_amd, prefer_wide_int8_tile};
 pub use layer_norm::FastLayerNorm;
+pub use neon_matmul::NeonMatMul;
 pub use rank_fix::fold_weight_rank_fixes;
 pub use rms_norm::FastRmsNormInner;
 pub use split_group_conv::split_grouped_convs;
@@ -107,6 +112,9 @@ pub struct Passes {
     pub wide_int8_tile: bool,
     /// On x86-64 with AVX-512 VNNI, run the int8 projections on our own kernel (`vnni_matmul`).
     pub vnni_matmul: bool,
+    /// On ARM64 without the dot product (Cortex-A72, A53, A57), run the int8 projections on our own
+    /// NEON kernel (`neon_matmul`).
+    pub neon_matmul: bool,
     /// Before codegen, on x86-64 with AVX-512F, run each self-attention (both f32 products, the
     /// scale and the softmax) as one op, a head × 48 frames per task (`attention`).
     pub fuse_attention: bool,
@@ -128,6 +136,7 @@ impl Passes {
         split_grouped_conv: true,
         wide_int8_tile: true,
         vnni_matmul: true,
+        neon_matmul: true,
         fuse_attention: true,
         fast_im2col: true,
     };
@@ -145,6 +154,7 @@ impl Passes {
         split_grouped_conv: false,
         wide_int8_tile: false,
         vnni_matmul: false,
+        neon_matmul: false,
         fuse_attention: false,
         fast_im2col: false,
     };
@@ -170,6 +180,7 @@ pub struct Applied {
     pub fused_layer_norm: usize,
     pub split_grouped_convs: usize,
     pub vnni_matmul: usize,
+    pub neon_matmul: usize,
     pub fused_attention: usize,
     pub fast_im2col: usize,
 }
@@ -189,6 +200,7 @@ impl std::ops::AddAssign for Applied {
             fused_layer_norm,
             split_grouped_convs,
             vnni_matmul,
+            neon_matmul,
             fused_attention,
             fast_im2col,
         } = other;
@@ -203,6 +215,7 @@ impl std::ops::AddAssign for Applied {
         self.fused_layer_norm += fused_layer_norm;
         self.split_grouped_convs += split_grouped_convs;
         self.vnni_matmul += vnni_matmul;
+        self.neon_matmul += neon_matmul;
         self.fused_attention += fused_attention;
         self.fast_im2col += fast_im2col;
     }
@@ -264,6 +277,10 @@ pub fn apply(model: &mut TypedModel, passes: Passes) -> TractResult<Applied> {
     if passes.vnni_matmul {
         // Last: it takes the packed weights as constants, folded or not.
         applied.vnni_matmul = vnni_matmul::replace_matmuls(model)?;
+    }
+    if passes.neon_matmul {
+        // As `vnni_matmul` (which never takes a product on ARM64): after the folded packs.
+        applied.neon_matmul = neon_matmul::replace_matmuls(model)?;
     }
     Ok(applied)
 }

@@ -1,4 +1,4 @@
-//! Task fan-out for our own kernels (`vnni_kernel`, `attention_kernel`, `fast_im2col`), on tract's executor.
+//! Task fan-out for our own kernels (`vnni_kernel`, `neon_kernel`, `attention_kernel`, `fast_im2col`), on tract's executor.
 
 use std::marker::PhantomData;
 

@@ -128,56 +128,26 @@ pub fn replace_matmuls(model: &mut TypedModel) -> TractResult<usize> {
 
 /// The op in place of `node`, reading the u8 activation, then the per-feature term if any.
 fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Replacement>> {
-    let Some(mm) = node.op_as::<OptMatMul>() else {
+    let Some(Int8Projection {
+        c_fact,
+        m,
+        k,
+        weight,
+        inputs,
+        subtract,
+    }) = Int8Projection::of(model, node)?
+    else {
         return Ok(None);
     };
-    let c = &mm.c_fact;
-    let rank = c.rank();
-    if c.datum_type != i32::datum_type()
-        || rank < 2
-        || mm.c_m_axis != Some(rank - 1)
-        || mm.c_n_axis != Some(rank - 2)
-        || c.shape.iter().take(rank - 2).any(|d| !d.is_one())
-    {
-        return Ok(None);
-    }
-    let Ok(m) = c.shape[rank - 1].to_usize() else {
-        return Ok(None);
-    };
-    let (weight, activation, subtract) = match mm.micro_ops.as_slice() {
-        [ProtoFusedSpec::AddMatMul { a, b, .. }, ProtoFusedSpec::Store(_)] => (a, b, None),
-        [ProtoFusedSpec::AddMatMul { a, b, .. }, ProtoFusedSpec::BinPerRow(v, BinOp::SubF, _), ProtoFusedSpec::Store(_)] => {
-            (a, b, Some(*v))
-        }
-        _ => return Ok(None),
-    };
-    let Some(weight) = constant_weight(model, node, weight)? else {
-        return Ok(None);
-    };
-    let k = weight.k();
     let Some(r) = weight.fact.format.downcast_ref::<PackedI8K4>().map(|f| f.r) else {
         return Ok(None);
     };
-    if weight.mn != m
-        || k == 0
-        || !k.is_multiple_of(4)
+    if !k.is_multiple_of(4)
         || r == 0
         || weight.panel_bytes != k * r
         || weight.packed.len() < m.div_ceil(r) * weight.panel_bytes
     {
         return Ok(None);
-    }
-    let Some(x) = offset_activation(model, node, activation, k)? else {
-        return Ok(None);
-    };
-    let mut inputs = tvec![x];
-    if let Some(v) = subtract {
-        let outlet = node.inputs[v];
-        let fact = model.outlet_fact(outlet)?;
-        if fact.datum_type != i32::datum_type() || fact.shape.volume() != m.to_dim() {
-            return Ok(None);
-        }
-        inputs.push(outlet);
     }
     // tract's 16-row panels are the kernel's as they are; other tiles' (8 rows on most CPUs) are
     // repacked once, and tract's copy is dropped with the op it fed.
@@ -187,14 +157,88 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Repla
         Arc::new(repack(weight.packed.as_bytes(), r, m, k))
     };
     let op = VnniMatMul {
-        c_fact: c.clone(),
+        c_fact: c_fact.clone(),
         m,
         k,
         offset_sums: Arc::new(offset_sums(packed.as_bytes(), m, k)),
         weight: packed,
-        subtract: subtract.is_some(),
+        subtract,
     };
     Ok(Some(Replacement::new(node, op, &inputs)))
+}
+
+/// An int8 projection as tract optimised it, whatever its kernel's packing: an `OptMatMul`
+/// computing `Σ_k (x_u8 − 128) · w_i8 [− v]` (module doc) into an i32 output with the features on
+/// its last axis and any axis before the rows 1, from a constant packed weight and the u8
+/// activation behind tract's `OffsetU8asI8` and pack. Shared by the passes that take these
+/// products onto our kernels (`vnni_matmul`, `neon_matmul`), which check the packing themselves.
+pub(super) struct Int8Projection<'m> {
+    pub c_fact: &'m TypedFact,
+    /// Output features.
+    pub m: usize,
+    /// Products per output (> 0).
+    pub k: usize,
+    /// tract's packed weight (`m` rows of `k`), in its kernel's format.
+    pub weight: &'m EagerPackedInput,
+    /// The replacement's inputs: the u8 activation (`k` on its last axis), then `v` if any.
+    pub inputs: TVec<OutletId>,
+    /// Whether there is a per-feature `v` to subtract (tract's `rowSubF`).
+    pub subtract: bool,
+}
+
+impl<'m> Int8Projection<'m> {
+    pub fn of(model: &'m TypedModel, node: &'m TypedNode) -> TractResult<Option<Self>> {
+        let Some(mm) = node.op_as::<OptMatMul>() else {
+            return Ok(None);
+        };
+        let c = &mm.c_fact;
+        let rank = c.rank();
+        if c.datum_type != i32::datum_type()
+            || rank < 2
+            || mm.c_m_axis != Some(rank - 1)
+            || mm.c_n_axis != Some(rank - 2)
+            || c.shape.iter().take(rank - 2).any(|d| !d.is_one())
+        {
+            return Ok(None);
+        }
+        let Ok(m) = c.shape[rank - 1].to_usize() else {
+            return Ok(None);
+        };
+        let (weight, activation, subtract) = match mm.micro_ops.as_slice() {
+            [ProtoFusedSpec::AddMatMul { a, b, .. }, ProtoFusedSpec::Store(_)] => (a, b, None),
+            [ProtoFusedSpec::AddMatMul { a, b, .. }, ProtoFusedSpec::BinPerRow(v, BinOp::SubF, _), ProtoFusedSpec::Store(_)] => {
+                (a, b, Some(*v))
+            }
+            _ => return Ok(None),
+        };
+        let Some(weight) = constant_weight(model, node, weight)? else {
+            return Ok(None);
+        };
+        let k = weight.k();
+        if weight.mn != m || k == 0 {
+            return Ok(None);
+        }
+        let Some(x) = offset_activation(model, node, activation, k)? else {
+            return Ok(None);
+        };
+        let mut inputs = tvec![x];
+        if let Some(v) = subtract {
+            let outlet = node.inputs[v];
+            let fact = model.outlet_fact(outlet)?;
+            if fact.datum_type != i32::datum_type() || fact.shape.volume() != m.to_dim() {
+                return Ok(None);
+            }
+            inputs.push(outlet);
+        }
+        Ok(Some(Int8Projection {
+            c_fact: c,
+            m,
+            k,
+            weight,
+            inputs,
+            subtract: subtract.is_some(),
+        }))
+    }
 }
 
 /// The packed weight, if the operand is a constant (baked into the op, or a `Const` input).
