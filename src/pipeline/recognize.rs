@@ -161,7 +161,9 @@ fn handle(shared: &AsrShared, u: Utterance) {
     c.audio_ms
         .fetch_add(transcript.duration_ms, Ordering::Relaxed);
     c.processing_ms.fetch_add(processing_ms, Ordering::Relaxed);
-    if transcript.text.trim().is_empty() {
+    // A phrase-mode rejection has no text either, but it is news: something was said that is not
+    // an allowed command, and automations may want to say so (its `hint` is the closest one).
+    if transcript.text.trim().is_empty() && !transcript.decoding.rejected {
         c.empty.fetch_add(1, Ordering::Relaxed);
         log::debug!(
             "utterance of {} ms recognised as nothing",
@@ -175,9 +177,14 @@ fn handle(shared: &AsrShared, u: Utterance) {
         .publish_transcript(&transcript, started_at, processing_ms);
     c.utterances.fetch_add(1, Ordering::Relaxed);
     log::info!(
-        "transcript #{seq} [{}] {:?} ({} ms of audio in {processing_ms} ms)",
+        "transcript #{seq} [{}] {:?}{} ({} ms of audio in {processing_ms} ms)",
         transcript.language,
         transcript.text,
+        match &transcript.decoding.hint {
+            Some(hint) if transcript.decoding.rejected => format!(" rejected, closest {hint:?}"),
+            _ if transcript.decoding.rejected => " rejected".to_string(),
+            _ => String::new(),
+        },
         transcript.duration_ms
     );
     if let Some(recorder) = shared

@@ -12,6 +12,7 @@
 mod common;
 
 mod alsa_file_pcm;
+mod decoder;
 mod fuzz_corpus;
 mod hostile;
 mod input;

@@ -7,8 +7,6 @@
 //! Pruning: per frame, only tokens at least `token_min_logp` likely are tried (the most likely one
 //! always is); then the `beam_width` best hypotheses within `beam_prune_logp` of the best survive.
 
-use std::collections::HashMap;
-
 use super::boost::{Boost, BoostState};
 use super::lm::{LmState, TrieNode, WordLm};
 use super::phrases::{Grammar, StateId};
@@ -18,6 +16,13 @@ use crate::asr::vocab::{Token, Vocab};
 /// Nodes of the prefix tree at most per utterance; past it no new prefix is made (the beam keeps
 /// the ones it has). A 30 s segment at beam 128 makes a few hundred thousand.
 pub const MAX_NODES: usize = 4_000_000;
+
+/// Spellings outside the LM's vocabulary up to this long pay `unk_penalty` once; longer ones pay it
+/// scaled by their length over this (as pyctcdecode does), so that a long run of letters that is no
+/// word (a misheard pair of words run together) does not get away with one flat penalty.
+pub const OOV_FREE_CHARS: f32 = 6.0;
+
+const NO_SLOT: u32 = u32::MAX;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BeamOptions {
@@ -30,10 +35,20 @@ pub struct BeamOptions {
     pub lm_weight: f32,
     /// Added per word when a language model scores words.
     pub word_bonus: f32,
-    /// Added (ln, negative) once when a word being spelled leaves the language model's vocabulary.
+    /// Added (ln, negative) to a word the language model does not know, on top of its `<unk>`
+    /// probability. While such a word is being spelled it is carried as a provisional penalty,
+    /// scaled up for spellings longer than `OOV_FREE_CHARS` (pyctcdecode's rule), and replaced by
+    /// the word's final score when the word ends.
     pub unk_penalty: f32,
     /// Hypotheses returned at most.
     pub n_best: usize,
+}
+
+impl Node {
+    /// What the node is ranked by beyond the acoustics while it is in the beam.
+    fn ranked(&self) -> f32 {
+        self.extra + self.oov
+    }
 }
 
 impl Default for BeamOptions {
@@ -94,8 +109,13 @@ enum Label {
 struct Node {
     parent: u32,
     label: Label,
-    /// Score of the prefix beyond the acoustics.
+    /// Score of the prefix beyond the acoustics, for its finished words.
     extra: f32,
+    /// Provisional penalty of the word being spelled when it has left the LM's vocabulary (0
+    /// otherwise): counted when ranking, replaced when the word ends.
+    oov: f32,
+    /// Characters of the word being spelled.
+    word_chars: u16,
     lm: Option<LmState>,
     /// The partial word in the LM's vocabulary trie (`None`: out of vocabulary).
     trie: Option<TrieNode>,
@@ -144,7 +164,10 @@ pub fn beam_search(
     let mut best_path = 0.0f32;
     let mut logp = vec![0.0f32; n_vocab];
     let mut next: Vec<(u32, f32, f32)> = Vec::new();
-    let mut slot: HashMap<u32, usize> = HashMap::new();
+    // Where each node is in `next` this frame (`NO_SLOT`: not yet), indexed by node rather than
+    // hashed: this is looked up for every extension of every hypothesis in every frame.
+    let mut slot: Vec<u32> = Vec::new();
+    let mut tried: Vec<usize> = Vec::with_capacity(kinds.len());
     let mut frames = 0;
     for (t, row) in logits.chunks_exact(n_vocab).enumerate() {
         frames += 1;
@@ -157,19 +180,25 @@ pub fn beam_search(
             .zip(&logp)
             .filter(|(k, _)| matches!(k, Kind::Empty))
             .fold(f32::NEG_INFINITY, |acc, (_, &lp)| log_add(acc, lp));
-        let tried: Vec<usize> = (0..kinds.len())
-            .filter(|&v| !matches!(kinds[v], Kind::Empty))
-            .filter(|&v| logp[v] >= options.token_min_logp || logp[v] >= best)
-            .collect();
+        tried.clear();
+        tried.extend(
+            (0..kinds.len())
+                .filter(|&v| !matches!(kinds[v], Kind::Empty))
+                .filter(|&v| logp[v] >= options.token_min_logp || logp[v] >= best),
+        );
         next.clear();
-        slot.clear();
         let mut add = |node: u32, pb: f32, pnb: f32| {
-            let i = *slot.entry(node).or_insert_with(|| {
+            let n = node as usize;
+            if n >= slot.len() {
+                slot.resize(n + 1, NO_SLOT);
+            }
+            if slot[n] == NO_SLOT {
+                slot[n] = next.len() as u32;
                 next.push((node, f32::NEG_INFINITY, f32::NEG_INFINITY));
-                next.len() - 1
-            });
-            next[i].1 = log_add(next[i].1, pb);
-            next[i].2 = log_add(next[i].2, pnb);
+            }
+            let e = &mut next[slot[n] as usize];
+            e.1 = log_add(e.1, pb);
+            e.2 = log_add(e.2, pnb);
         };
         for &(node, pb, pnb) in &beams {
             let total = log_add(pb, pnb);
@@ -205,6 +234,9 @@ pub fn beam_search(
                 add(child, f32::NEG_INFINITY, from + lp);
             }
         }
+        for &(node, _, _) in &next {
+            slot[node as usize] = NO_SLOT;
+        }
         prune(&mut next, &tree, options);
         for &(node, _, _) in &next {
             tree.mark_live(node, t);
@@ -223,9 +255,16 @@ pub fn beam_search(
 
 /// Keeps the `beam_width` best within `beam_prune_logp` of the best, best first.
 fn prune(beams: &mut Vec<(u32, f32, f32)>, tree: &Tree, options: &BeamOptions) {
-    let score = |&(n, pb, pnb): &(u32, f32, f32)| log_add(pb, pnb) + tree.nodes[n as usize].extra;
-    beams.sort_by(|a, b| score(b).total_cmp(&score(a)));
-    beams.truncate(options.beam_width.max(1));
+    let score =
+        |&(n, pb, pnb): &(u32, f32, f32)| log_add(pb, pnb) + tree.nodes[n as usize].ranked();
+    let order = |a: &(u32, f32, f32), b: &(u32, f32, f32)| score(b).total_cmp(&score(a));
+    let width = options.beam_width.max(1);
+    // Candidates are ~width × tried tokens: select the best `width` before sorting only them.
+    if beams.len() > width {
+        beams.select_nth_unstable_by(width - 1, order);
+        beams.truncate(width);
+    }
+    beams.sort_by(order);
     if let Some(best) = beams.first().map(score) {
         beams.retain(|b| score(b) >= best + options.beam_prune_logp);
     }

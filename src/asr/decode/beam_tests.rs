@@ -196,6 +196,59 @@ fn words_outside_the_vocabulary_pay_as_they_are_spelled() {
 }
 
 #[test]
+fn the_start_of_a_known_word_is_an_unknown_word_when_it_ends() {
+    // "a" is a prefix of "ab" (so it pays nothing while spelled) but no word of the model: ended
+    // there it is scored as <unk> and pays the penalty, like any other unknown word.
+    let lm = WordLm::new(Arpa::read(LM.as_bytes()).unwrap());
+    let scorers = Scorers {
+        lm: Some(&lm),
+        ..Scorers::default()
+    };
+    let a: &[(usize, f32)] = &[(5, 0.9), (0, 0.1)];
+    let s = search(&frames(&[a]), &BeamOptions::default(), scorers);
+    let top = s.hypotheses.iter().find(|h| h.text == "a").unwrap();
+    let unk = 0.5 * std::f32::consts::LN_10 * (-4.0 - 0.5);
+    assert!((top.score - (top.acoustic - 10.0 + unk + 1.0)).abs() < 1e-2);
+}
+
+#[test]
+fn long_spellings_outside_the_vocabulary_pay_more_while_in_the_beam() {
+    let lm = WordLm::new(Arpa::read(LM.as_bytes()).unwrap());
+    let options = BeamOptions::default();
+    let scorers = Scorers {
+        lm: Some(&lm),
+        ..Scorers::default()
+    };
+    let mut tree = Tree::new(scorers, &options);
+    // "cbcbcbcbcbcb": 12 letters that no word starts with, the provisional penalty doubles.
+    let (c, b) = (vec!['c'], vec!['b']);
+    let mut node = 0;
+    for i in 0..12 {
+        let (token, chars) = if i % 2 == 0 { (7, &c) } else { (6, &b) };
+        node = tree.child(node, token, Some(chars)).unwrap();
+        let n = &tree.nodes[node as usize];
+        let want = if i < 2 {
+            0.0 // "c" and "cb" are in the vocabulary
+        } else {
+            -10.0 * ((i + 1) as f32 / OOV_FREE_CHARS).max(1.0)
+        };
+        assert!(
+            (n.oov - want).abs() < 1e-4,
+            "after {} letters: {}",
+            i + 1,
+            n.oov
+        );
+    }
+    // The word ends: the provisional penalty is replaced by the word's own score.
+    let end = tree.child(node, 4, None).unwrap();
+    let n = &tree.nodes[end as usize];
+    assert_eq!(n.oov, 0.0);
+    // ln p(<unk> | <s>) (no end of sentence yet), the word bonus, the penalty.
+    let unk = 0.5 * std::f32::consts::LN_10 * -4.0;
+    assert!((n.extra - (unk + 1.0 - 10.0)).abs() < 1e-3, "{}", n.extra);
+}
+
+#[test]
 fn phrase_mode_only_outputs_allowed_sentences() {
     let g = Grammar::parse("ab\nab ab\n").unwrap();
     let scorers = Scorers {

@@ -2,20 +2,51 @@
 //! ranking.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
-use super::{log_add, BeamOptions, Hypothesis, Kind, Label, Node, Scorers, MAX_NODES};
+use super::{
+    log_add, BeamOptions, Hypothesis, Kind, Label, Node, Scorers, MAX_NODES, OOV_FREE_CHARS,
+};
 use crate::asr::ctc::WordSpan;
+use crate::asr::decode::lm::{LmState, TrieNode};
 use crate::asr::decode::phrases::Walker;
 
 pub(super) struct Tree<'a> {
     pub(super) nodes: Vec<Node>,
     /// (parent, token) -> child; `None` for a prefix the phrase automaton refuses.
-    children: HashMap<(u32, u32), Option<u32>>,
+    children: HashMap<(u32, u32), Option<u32>, BuildHasherDefault<IdHasher>>,
     scorers: Scorers<'a>,
     walker: Option<Walker<'a>>,
     options: &'a BeamOptions,
     /// Extensions refused at `MAX_NODES`.
     pub(super) refused: usize,
+}
+
+/// Hashes the (parent, token) keys the search makes itself with one multiply per word (as rustc's
+/// FxHash does): SipHash's resistance to chosen keys buys nothing here, and this map is consulted
+/// for every extension of every hypothesis in every frame.
+#[derive(Default)]
+pub(super) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(SEED);
+    }
 }
 
 impl<'a> Tree<'a> {
@@ -25,6 +56,8 @@ impl<'a> Tree<'a> {
             parent: 0,
             label: Label::Root,
             extra: 0.0,
+            oov: 0.0,
+            word_chars: 0,
             lm: scorers.lm.map(|lm| lm.start()),
             trie: scorers.lm.map(|lm| lm.trie_root()),
             phrase: walker.as_ref().map_or(0, Walker::start),
@@ -40,7 +73,7 @@ impl<'a> Tree<'a> {
         };
         Tree {
             nodes: vec![root],
-            children: HashMap::new(),
+            children: HashMap::default(),
             scorers,
             walker,
             options,
@@ -84,11 +117,13 @@ impl<'a> Tree<'a> {
             // A word ends: the language model scores it.
             node.label = Label::Boundary;
             if let (Some(lm), Some(state)) = (self.scorers.lm, &p.lm) {
-                let (s, next) = lm.score_word(state, lm.word_at(p.trie));
-                node.extra += self.options.lm_weight * s + self.options.word_bonus;
+                let (s, next) = self.word_score(state, p.trie);
+                node.extra += s;
                 node.lm = Some(next);
                 node.trie = Some(lm.trie_root());
             }
+            node.oov = 0.0;
+            node.word_chars = 0;
             return Some(node);
         };
         // The space before a word is stepped lazily, so that a trailing boundary costs nothing.
@@ -102,14 +137,38 @@ impl<'a> Tree<'a> {
                 node.boost = next;
                 node.extra += delta;
             }
-            if let (Some(lm), Some(t), true) = (self.scorers.lm, node.trie, c != ' ') {
-                node.trie = lm.trie_step(t, c);
-                if node.trie.is_none() {
-                    node.extra += self.options.unk_penalty;
+            if c != ' ' {
+                node.word_chars = node.word_chars.saturating_add(1);
+                if let (Some(lm), Some(t)) = (self.scorers.lm, node.trie) {
+                    node.trie = lm.trie_step(t, c);
                 }
             }
         }
+        if self.scorers.lm.is_some() && node.trie.is_none() {
+            let scale = (f32::from(node.word_chars) / OOV_FREE_CHARS).max(1.0);
+            node.oov = self.options.unk_penalty * scale;
+        }
         Some(node)
+    }
+
+    /// The score of the word spelled up to trie node `trie` ending after `state` (LM weight, word
+    /// bonus, and `unk_penalty` for a word the LM does not know: a spelling that left the
+    /// vocabulary, or one that is only the start of a known word), and the state after it.
+    fn word_score(&self, state: &LmState, trie: Option<TrieNode>) -> (f32, LmState) {
+        let Some(lm) = self.scorers.lm else {
+            return (0.0, *state);
+        };
+        let word = lm.word_at(trie);
+        let (s, next) = lm.score_word(state, word);
+        let unknown = if word.is_none() {
+            self.options.unk_penalty
+        } else {
+            0.0
+        };
+        (
+            self.options.lm_weight * s + self.options.word_bonus + unknown,
+            next,
+        )
     }
 
     /// `node` gets a label at frame `t` with probability `prob`: its alignment starts here unless
@@ -167,8 +226,8 @@ impl<'a> Tree<'a> {
             let mut score = acoustic + node.extra;
             if let (Some(lm), Some(mut state)) = (self.scorers.lm, node.lm) {
                 if matches!(node.label, Label::Text(_)) {
-                    let (s, next) = lm.score_word(&state, lm.word_at(node.trie));
-                    score += self.options.lm_weight * s + self.options.word_bonus;
+                    let (s, next) = self.word_score(&state, node.trie);
+                    score += s;
                     state = next;
                 }
                 score += self.options.lm_weight * lm.score_end(&state);
