@@ -37,6 +37,10 @@ pub struct DecodeArgs {
     /// allowed sentence and an open decoding (with --lm: the LM's, else the greedy path; 0 to 10).
     #[arg(long, default_value_t = DecoderConfig::default().reject_nats_per_frame)]
     pub reject_nats_per_frame: f32,
+    /// Phrase mode's local rejection threshold: the most, in nats over any 400 ms, by which the
+    /// best allowed sentence's alignment may fall below the most likely symbols (0 to 1000).
+    #[arg(long, default_value_t = DecoderConfig::default().reject_local_nats)]
+    pub reject_local_nats: f32,
     /// Boosted words and phrases, one a line.
     #[arg(long)]
     pub boost: Option<PathBuf>,
@@ -63,6 +67,7 @@ impl DecodeArgs {
             lm_weight: self.lm_weight,
             word_bonus: self.word_bonus,
             reject_nats_per_frame: self.reject_nats_per_frame,
+            reject_local_nats: self.reject_local_nats,
             boost_per_char: self.boost_per_char,
             ..DecoderConfig::default()
         };
@@ -76,6 +81,7 @@ impl DecodeArgs {
                 phrases: self.phrases.clone(),
                 boost: self.boost.clone(),
                 reject_nats_per_frame: None,
+                reject_local_nats: None,
             },
         );
         Decoder::load(&config, lang).map_err(|e| anyhow::anyhow!("{e}"))

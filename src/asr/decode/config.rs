@@ -30,6 +30,7 @@ pub struct DecoderConfig {
     pub unk_penalty: f32,
     pub boost_per_char: f32,
     pub reject_nats_per_frame: f32,
+    pub reject_local_nats: f32,
     pub n_best: usize,
     /// Per MMS language code: its files and threshold.
     pub per_language: BTreeMap<String, LanguageDecoderConfig>,
@@ -46,6 +47,8 @@ pub struct LanguageDecoderConfig {
     pub boost: Option<PathBuf>,
     /// This language's rejection threshold, instead of `[decoder]`'s.
     pub reject_nats_per_frame: Option<f32>,
+    /// This language's local rejection threshold, instead of `[decoder]`'s.
+    pub reject_local_nats: Option<f32>,
 }
 
 impl Default for DecoderConfig {
@@ -61,6 +64,7 @@ impl Default for DecoderConfig {
             unk_penalty: beam.unk_penalty,
             boost_per_char: 1.0,
             reject_nats_per_frame: 0.35,
+            reject_local_nats: 10.0,
             n_best: beam.n_best,
             per_language: BTreeMap::new(),
         }
@@ -71,6 +75,7 @@ impl Default for DecoderConfig {
 pub const BEAM_WIDTH: std::ops::RangeInclusive<usize> = 1..=256;
 pub const N_BEST: std::ops::RangeInclusive<usize> = 1..=32;
 const REJECT: std::ops::RangeInclusive<f32> = 0.0..=10.0;
+const REJECT_LOCAL: std::ops::RangeInclusive<f32> = 0.0..=1000.0;
 
 impl DecoderConfig {
     pub fn beam_options(&self) -> BeamOptions {
@@ -104,10 +109,20 @@ impl DecoderConfig {
             *REJECT.start(),
             *REJECT.end(),
         )?;
+        f(
+            "reject_local_nats",
+            self.reject_local_nats,
+            *REJECT_LOCAL.start(),
+            *REJECT_LOCAL.end(),
+        )?;
         for (lang, own) in &self.per_language {
             if let Some(r) = own.reject_nats_per_frame {
                 within(r, REJECT)
                     .map_err(|e| (format!("per_language.{lang}.reject_nats_per_frame"), e))?;
+            }
+            if let Some(r) = own.reject_local_nats {
+                within(r, REJECT_LOCAL)
+                    .map_err(|e| (format!("per_language.{lang}.reject_local_nats"), e))?;
             }
         }
         Ok(())

@@ -17,12 +17,43 @@ fn greedy_is_the_default_and_unchanged() {
     assert_eq!(DecoderConfig::default().mode, Mode::Greedy);
 }
 
+/// Phrase mode with the per-frame rule at `threshold` and the local rule out of the way.
 fn phrase_decoder(phrases: &[&str], threshold: f32) -> Decoder {
     Decoder {
         phrases: Some(Arc::new(Grammar::from_phrases(phrases).unwrap())),
         reject_nats_per_frame: threshold,
+        reject_local_nats: 1000.0,
         ..Decoder::greedy()
     }
+}
+
+#[test]
+fn one_wrong_word_of_a_long_command_is_rejected_by_the_local_rule() {
+    // "ab ab ab ab ab ab ab ab cb" heard; "ab" × 9 allowed. Per frame the one wrong letter is
+    // ~6 nats over 36 frames, under a per-frame threshold of 0.2; over 400 ms it is all there.
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.extend([5, 0, 6, 4]);
+    }
+    ids.extend([7, 0, 6, 0]);
+    let logits = peaked(&ids);
+    let allowed = vec!["ab"; 9].join(" ");
+    let lenient = phrase_decoder(&[&allowed], 0.2).decode(&logits, &vocab());
+    assert_eq!(lenient.decoded.text, allowed);
+    let local = Decoder {
+        reject_local_nats: 3.0,
+        ..phrase_decoder(&[&allowed], 0.2)
+    };
+    let out = local.decode(&logits, &vocab());
+    assert!(out.rejected, "{out:?}");
+    assert_eq!(out.hint.as_deref(), Some(allowed.as_str()));
+    // What was said, allowed, passes both rules.
+    let said = vec!["ab"; 8].join(" ") + " cb";
+    let ok = Decoder {
+        reject_local_nats: 3.0,
+        ..phrase_decoder(&[&allowed, &said], 0.2)
+    };
+    assert_eq!(ok.decode(&logits, &vocab()).decoded.text, said);
 }
 
 #[test]
@@ -99,11 +130,13 @@ fn load_builds_from_files_and_errors_name_the_key() {
             phrases: Some(phrases),
             boost: Some(boost),
             reject_nats_per_frame: Some(0.9),
+            reject_local_nats: Some(6.0),
         },
     );
     let d = Decoder::load(&config, "eng").unwrap();
     assert!(d.lm.is_some() && d.phrases.is_some() && d.boost.is_some());
     assert_eq!(d.reject_nats_per_frame, 0.9);
+    assert_eq!(d.reject_local_nats, 6.0);
     // A language without its own table gets the defaults.
     let fra = Decoder::load(&config, "fra").unwrap();
     assert!(fra.lm.is_none() && !fra.uses_beam());
@@ -142,6 +175,13 @@ fn config_ranges_name_the_key() {
     assert_eq!(
         c.validate().unwrap_err().0,
         "per_language.deu.reject_nats_per_frame"
+    );
+    let deu = c.per_language.get_mut("deu").unwrap();
+    deu.reject_nats_per_frame = None;
+    deu.reject_local_nats = Some(-1.0);
+    assert_eq!(
+        c.validate().unwrap_err().0,
+        "per_language.deu.reject_local_nats"
     );
 }
 

@@ -5,6 +5,7 @@
 //! A [`Decoder`] is one language's decoding setup, built once (files read, automata compiled) and
 //! shared read-only; greedy decoding (the default) is `asr::ctc::greedy_decode`, untouched.
 
+mod align;
 pub mod arpa;
 pub mod beam;
 pub mod boost;
@@ -74,6 +75,9 @@ pub struct Decoder {
     /// Phrase mode rejects an utterance when the best allowed sentence is, per output frame, this
     /// many nats less likely than the unconstrained best path.
     pub reject_nats_per_frame: f32,
+    /// Phrase mode also rejects it when, over some 400 ms of it, the best allowed sentence's
+    /// alignment is this many nats less likely than the most likely symbols (`align`).
+    pub reject_local_nats: f32,
 }
 
 impl Decoder {
@@ -96,6 +100,9 @@ impl Decoder {
             reject_nats_per_frame: own
                 .and_then(|o| o.reject_nats_per_frame)
                 .unwrap_or(config.reject_nats_per_frame),
+            reject_local_nats: own
+                .and_then(|o| o.reject_local_nats)
+                .unwrap_or(config.reject_local_nats),
             ..Decoder::default()
         };
         let Some(own) = own else {
@@ -198,8 +205,10 @@ impl Decoder {
             })
             .collect();
         if phrase_mode
-            && self.gap_per_frame(logits, vocab, &best, (search.best_path, search.frames))
+            && (self.gap_per_frame(logits, vocab, &best, (search.best_path, search.frames))
                 > self.reject_nats_per_frame
+                || align::worst_window_deficit(logits, vocab, &best.text)
+                    .is_some_and(|d| d > self.reject_local_nats))
         {
             return Outcome {
                 decoded: Decoded {
