@@ -24,7 +24,6 @@ from pathlib import Path
 GROUPS = (
     ("int8 matmul kernel (tract-linalg, asm)", r"arm64simd_mmm_i32|mmm_i32_|arm64.*_i8|qmmm|non_linear_addc_i32"),
     ("f32/f16 matmul kernel (tract-linalg, asm)", r"arm64(simd|fp16)_mmm_f(32|16)|mmm_f32"),
-    ("edgescribe passes (tract-accel)", r"^tract_accel::"),
     ("im2col", r"[Ii]m2col"),
     ("packing (matmul inputs)", r"[Pp]ack(er|ing|ed)?\b|::pack|pack_"),
     ("softmax", r"[Ss]oftmax"),
@@ -34,7 +33,7 @@ GROUPS = (
     ("element-wise and other ops (tract-core, ndarray)", r"^tract_core::ops::|ndarray::"),
     ("graph runner, shapes (tract)", r"^tract_(core|data|hir|onnx|nnef)::"),
     ("allocator (jemalloc)", r"je_|jemalloc|^_rjem"),
-    ("threads (rayon, waiting)", r"rayon|crossbeam|std::thread|parking_lot|futex"),
+    ("thread pool (rayon, crossbeam)", r"rayon|crossbeam|parking_lot|futex"),
     ("edgescribe (features, decoding)", r"^edgescribe::"),
     ("Rust std / core", r"^(core|alloc|std)::|^<(core|alloc|std)::"),
 )
@@ -43,7 +42,14 @@ OUTSIDE = "outside the executable (libc, libm, ld.so)"
 HASH = re.compile(r"::h[0-9a-f]{16}$")
 
 
+ACCEL = re.compile(r"^<?tract_accel::optimize::([a-z0-9_]+)")
+
+
 def group_of(function: str) -> str:
+    # Our own ops by their module (tract-accel's passes: one module per op).
+    accel = ACCEL.search(function)
+    if accel:
+        return f"tract-accel {accel.group(1)}"
     for name, pattern in _COMPILED:
         if pattern.search(function):
             return name

@@ -119,9 +119,11 @@ class Symbols(unittest.TestCase):
         groups = symbols.by_group(functions)
         self.assertEqual(groups["int8 matmul kernel (tract-linalg, asm)"][0], 100.0)
         self.assertEqual(groups["im2col"][0], 10.0)
-        self.assertEqual(groups["edgescribe passes (tract-accel)"][0], 5.0)
+        self.assertEqual(groups["tract-accel layer_norm"][0], 5.0)
         self.assertEqual(sum(g[0] for g in groups.values()), sum(blocks.values()))
         self.assertEqual(symbols.group_of("some_unknown_function"), "other")
+        self.assertEqual(symbols.group_of("<tract_accel::optimize::fast_im2col::FastIm2col as X>::run"),
+                         "tract-accel fast_im2col")
 
     def test_load_base_from_qemus_log(self):
         with tempfile.TemporaryDirectory() as tmp:
