@@ -50,9 +50,10 @@ def collect(done: list, table: symbols.SymbolTable | None, binary: Path) -> list
     return results
 
 
-def giga(x: float) -> str:
-    """G as in issue #26's table; small models' counts in M so that they keep three digits."""
-    return f"{x / 1e9:.2f} G" if abs(x) >= 1e9 else f"{x / 1e6:.1f} M"
+def giga(x: float, scale: float | None = None) -> str:
+    """G as in issue #26's table; small models' counts in M so that they keep three digits. `scale`: the
+    largest figure of the table, so that one table keeps one unit."""
+    return f"{x / 1e9:.2f} G" if abs(scale if scale is not None else x) >= 1e9 else f"{x / 1e6:.1f} M"
 
 
 def _configs(results: list[Result]) -> dict[tuple, list[Result]]:
@@ -70,12 +71,13 @@ def print_tables(results: list[Result], seconds: float, top: int) -> None:
         print(f"\n| {size}, emulated {cpu}, {threads} thread(s) | total | SDOT/UDOT | other SIMD | load/store "
               f"| other | vs onnxruntime |")
         print("|---|---|---|---|---|---|---|")
+        scale = max(r.run.total for r in rows)
         for r in rows:
             c = r.run.classes
-            dot = "–" if not c["dot"] else f"{giga(c['dot'])} ({100 * c['dot'] / c['total']:.0f}%)"
+            dot = "–" if not c["dot"] else f"{giga(c['dot'], scale)} ({100 * c['dot'] / c['total']:.0f}%)"
             ratio = f"{c['total'] / ort.run.total:.2f}x" if ort else "–"
-            print(f"| {r.name} | {giga(c['total'])} | {dot} | {giga(c['simd'])} | {giga(c['mem'])} | "
-                  f"{giga(c['other'])} | {ratio} |")
+            print(f"| {r.name} | {giga(c['total'], scale)} | {dot} | {giga(c['simd'], scale)} | "
+                  f"{giga(c['mem'], scale)} | {giga(c['other'], scale)} | {ratio} |")
         if top:
             print()
             for r in rows:
@@ -94,8 +96,8 @@ def print_ops(r: Result, top: int) -> None:
     print("|---|---|---|---|---|---|---|")
     for group, row in sorted(r.groups.items(), key=lambda kv: -kv[1][0]):
         if row[0] >= 0.001 * total:
-            print(f"| {group} | {giga(row[0])} | {100 * row[0] / total:.1f}% | {giga(row[1])} | {giga(row[2])} | "
-                  f"{giga(row[3])} | {giga(row[4])} |")
+            g = [giga(x, total) for x in row]
+            print(f"| {group} | {g[0]} | {100 * row[0] / total:.1f}% | {g[1]} | {g[2]} | {g[3]} | {g[4]} |")
     if top:
         print()
         for name, row in sorted(r.functions.items(), key=lambda kv: -kv[1][0])[:top]:
