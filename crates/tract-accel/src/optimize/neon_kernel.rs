@@ -6,8 +6,8 @@
 //! Exactness: a 16-bit lane holds the sum of two products `x·w + x'·w'`. With `x` in −128..=127 and
 //! `w` in −127..=127 each product is at most 128·127 = 16256 in magnitude, and two of them 32512,
 //! which fits i16; a weight of −128 (−128·−128 = 16384, twice 32768) would not, so the pass keeps
-//! tract's op for any weight holding one ([`pack_weight`] refuses it). The i32 sums wrap, as tract's
-//! do, so any order of accumulation gives tract's bits.
+//! tract's op for any weight holding one ([`pack_weight_from_panels`] refuses it). The i32 sums
+//! wrap, as tract's do, so any order of accumulation gives tract's bits.
 //!
 //! Layout: the activation is copied once per product into rows of `kp` bytes (`k` rounded up to 16,
 //! [`offset_activation`]: `x − 128`, as tract's `OffsetU8asI8`, zero-padded, rows padded to whole
@@ -36,7 +36,8 @@ pub struct Product<'a> {
     pub rows: usize,
     /// `k` rounded up to a multiple of [`K_STEP`], the padding zero in `x` or `w`.
     pub kp: usize,
-    /// The packed weight: `m.div_ceil(PANEL)` panels of `kp · PANEL` bytes ([`pack_weight`]).
+    /// The packed weight: `m.div_ceil(PANEL)` panels of `kp · PANEL` bytes
+    /// ([`pack_weight_from_panels`]).
     pub w: &'a [i8],
     pub m: usize,
     /// The accumulators' start, per feature, padded with zeros to whole panels.
@@ -74,7 +75,9 @@ pub fn padded_k(k: usize) -> usize {
 }
 
 /// The `m × k` weight `w(j, k)` in the kernel's panels (zero-padded to whole panels and steps), or
-/// `None` if it holds a −128, whose products the kernel's 16-bit pairs cannot hold.
+/// `None` if it holds a −128, whose products the kernel's 16-bit pairs cannot hold: the layout by
+/// definition, which the tests hold [`pack_weight_from_panels`] to.
+#[cfg(test)]
 pub fn pack_weight(m: usize, k: usize, w: impl Fn(usize, usize) -> i8) -> Option<Vec<i8>> {
     let kp = padded_k(k);
     let mut out = vec![0i8; m.div_ceil(PANEL) * kp * PANEL];
@@ -86,6 +89,36 @@ pub fn pack_weight(m: usize, k: usize, w: impl Fn(usize, usize) -> i8) -> Option
                 return None;
             }
             panel[(kk / K_STEP) * K_STEP * PANEL + (j % PANEL) * K_STEP + kk % K_STEP] = v;
+        }
+    }
+    Some(out)
+}
+
+/// The `m × k` weight in the kernel's panels (zero-padded to whole panels and steps; the tests'
+/// `pack_weight` defines the layout), from tract's `PackedFormat`: panels of `r` features
+/// `panel_bytes` apart, each `k` one record of `r` bytes. `None` if a weight is −128 (module doc) or
+/// `src` is shorter than its panels. One pass per byte without divisions: it runs at load, over
+/// every weight of the model.
+pub fn pack_weight_from_panels(
+    src: &[u8],
+    r: usize,
+    panel_bytes: usize,
+    m: usize,
+    k: usize,
+) -> Option<Vec<i8>> {
+    let kp = padded_k(k);
+    let mut out = vec![0i8; m.div_ceil(PANEL) * kp * PANEL];
+    for p in 0..m.div_ceil(r) {
+        let panel = src.get(p * panel_bytes..)?.get(..k * r)?;
+        if panel.contains(&(i8::MIN as u8)) {
+            return None;
+        }
+        for (kk, record) in panel.chunks_exact(r).enumerate() {
+            let at = (kk / K_STEP) * K_STEP * PANEL + kk % K_STEP;
+            for (lane, &v) in record.iter().enumerate().take(m - p * r) {
+                let j = p * r + lane;
+                out[(j / PANEL) * kp * PANEL + (j % PANEL) * K_STEP + at] = v as i8;
+            }
         }
     }
     Some(out)
@@ -368,7 +401,9 @@ mod tests {
     fn extreme_operands_fill_the_sixteen_bit_pairs_exactly() {
         let (m, k, rows) = (9, 4099, 6);
         let starts = [vec![0; m], vec![i32::MAX - 5; m], vec![i32::MIN + 3; m]];
-        let cases: [(fn(usize) -> u8, fn(usize) -> i8); 4] = [
+        // Activation and weight by element index.
+        type Case = (fn(usize) -> u8, fn(usize) -> i8);
+        let cases: [Case; 4] = [
             (|_| 0, |_| -127),
             (|_| 255, |_| 127),
             (|_| 0, |_| 127),

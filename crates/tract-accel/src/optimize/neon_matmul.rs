@@ -39,7 +39,7 @@ pub struct NeonMatMul {
     c_fact: TypedFact,
     m: usize,
     k: usize,
-    /// The weight in the kernel's panels (`neon_kernel::pack_weight`), packed once at load.
+    /// The weight in the kernel's panels (`neon_kernel::pack_weight_from_panels`), packed once at load.
     weight: Arc<Vec<i8>>,
     /// A second input, subtracted per feature (tract's `rowSubF`).
     subtract: bool,
@@ -161,11 +161,7 @@ fn repacked_weight(weight: &EagerPackedInput, m: usize, k: usize) -> Option<Vec<
     if !fits {
         return None;
     }
-    let packed = weight.packed.as_bytes();
-    // Per panel of `r` features, for each `k`, `r` bytes.
-    neon_kernel::pack_weight(m, k, |j, kk| {
-        packed[(j / r) * panel_bytes + kk * r + j % r] as i8
-    })
+    neon_kernel::pack_weight_from_panels(weight.packed.as_bytes(), r, panel_bytes, m, k)
 }
 
 #[cfg(test)]
@@ -188,7 +184,10 @@ mod tests {
             let value = format.prepare_one(&t, 0, 1).unwrap();
             let eager = value.downcast_ref::<EagerPackedInput>().unwrap();
             let got = repacked_weight(eager, m, k).unwrap();
-            assert_eq!(got, neon_kernel::pack_weight(m, k, |j, kk| w[j * k + kk]).unwrap());
+            assert_eq!(
+                got,
+                neon_kernel::pack_weight(m, k, |j, kk| w[j * k + kk]).unwrap()
+            );
         }
         let mut with_min = w.clone();
         with_min[5 * k + 20] = i8::MIN;
