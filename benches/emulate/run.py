@@ -98,7 +98,9 @@ def inputs_key(job: Job, ctx: dict) -> str:
 
 def run_job(job: Job, ctx: dict, out_dir: Path) -> tuple[Job, counts.Counts, dict, Path | None]:
     """One emulated process with both plugins; returns its counts, its JSON report and its qemu log."""
-    name = f"{job.cpu}-{job.model.name}-t{job.threads}-{job.engine}-r{job.runs}"
+    # The path's digest too: two models may have the same directory name.
+    model_tag = hashlib.sha256(str(job.model).encode()).hexdigest()[:8]
+    name = f"{job.cpu}-{job.model.name}-{model_tag}-t{job.threads}-{job.engine}-r{job.runs}"
     class_file, block_file, log = (out_dir / f"{name}.{ext}" for ext in ("classes", "blocks", "qemu.log"))
     key_file, result_file = out_dir / f"{name}.key", out_dir / f"{name}.json"
     key = inputs_key(job, ctx)
