@@ -131,7 +131,6 @@ def _make_base(base: Path, pins: dict[str, str]) -> None:
         for wheel in sorted(wheels.glob("*.whl")):
             with zipfile.ZipFile(wheel) as z:
                 z.extractall(root / "site")
-        # Wheels lose the executable bit in zip form; the loader does not need it for .so files.
         if not (root / "usr/bin/python3.11").exists():
             raise SystemExit("emulate: the arm64 python3.11 is missing from the unpacked packages")
         (root / "stamp.json").write_text(stamp_of(pins))
