@@ -149,8 +149,8 @@ mod tests {
         }
         ids.extend([7, 6, 0]);
         let logits = heard(&ids);
-        let right: String = vec!["ab"; 40].join(" ") + " cb";
-        let wrong: String = vec!["ab"; 41].join(" ");
+        let right: String = ["ab"; 40].join(" ") + " cb";
+        let wrong: String = ["ab"; 41].join(" ");
         let v = vocab();
         let ok = worst_window_deficit(&logits, &v, &right).unwrap();
         let bad = worst_window_deficit(&logits, &v, &wrong).unwrap();

@@ -168,6 +168,7 @@ pub fn beam_search(
     // hashed: this is looked up for every extension of every hypothesis in every frame.
     let mut slot: Vec<u32> = Vec::new();
     let mut tried: Vec<usize> = Vec::with_capacity(kinds.len());
+    let mut scored: Vec<(f32, u32)> = Vec::new();
     let mut frames = 0;
     for (t, row) in logits.chunks_exact(n_vocab).enumerate() {
         frames += 1;
@@ -230,14 +231,14 @@ pub fn beam_search(
                 } else {
                     total
                 };
-                tree.enter(child, t, lp.exp());
+                tree.enter(child, t, lp);
                 add(child, f32::NEG_INFINITY, from + lp);
             }
         }
         for &(node, _, _) in &next {
             slot[node as usize] = NO_SLOT;
         }
-        prune(&mut next, &tree, options);
+        prune(&mut next, &mut scored, &tree, options);
         for &(node, _, _) in &next {
             tree.mark_live(node, t);
         }
@@ -254,20 +255,36 @@ pub fn beam_search(
 }
 
 /// Keeps the `beam_width` best within `beam_prune_logp` of the best, best first.
-fn prune(beams: &mut Vec<(u32, f32, f32)>, tree: &Tree, options: &BeamOptions) {
-    let score =
-        |&(n, pb, pnb): &(u32, f32, f32)| log_add(pb, pnb) + tree.nodes[n as usize].ranked();
-    let order = |a: &(u32, f32, f32), b: &(u32, f32, f32)| score(b).total_cmp(&score(a));
+fn prune(
+    beams: &mut Vec<(u32, f32, f32)>,
+    scored: &mut Vec<(f32, u32)>,
+    tree: &Tree,
+    options: &BeamOptions,
+) {
+    // Each candidate's score once (a log-add and a lookup), not once per comparison.
+    scored.clear();
+    scored.extend(
+        beams.iter().enumerate().map(|(i, &(n, pb, pnb))| {
+            (log_add(pb, pnb) + tree.nodes[n as usize].ranked(), i as u32)
+        }),
+    );
+    let order = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0);
     let width = options.beam_width.max(1);
     // Candidates are ~width × tried tokens: select the best `width` before sorting only them.
-    if beams.len() > width {
-        beams.select_nth_unstable_by(width - 1, order);
-        beams.truncate(width);
+    if scored.len() > width {
+        scored.select_nth_unstable_by(width - 1, order);
+        scored.truncate(width);
     }
-    beams.sort_by(order);
-    if let Some(best) = beams.first().map(score) {
-        beams.retain(|b| score(b) >= best + options.beam_prune_logp);
-    }
+    scored.sort_by(order);
+    let floor = scored
+        .first()
+        .map_or(f32::NEG_INFINITY, |b| b.0 + options.beam_prune_logp);
+    let kept: Vec<(u32, f32, f32)> = scored
+        .iter()
+        .take_while(|&&(score, _)| score >= floor)
+        .map(|&(_, i)| beams[i as usize])
+        .collect();
+    *beams = kept;
 }
 
 /// Mean over frames of the most likely token's probability (the confidence of an empty result).

@@ -37,7 +37,7 @@ fn one_wrong_word_of_a_long_command_is_rejected_by_the_local_rule() {
     }
     ids.extend([7, 0, 6, 0]);
     let logits = peaked(&ids);
-    let allowed = vec!["ab"; 9].join(" ");
+    let allowed = ["ab"; 9].join(" ");
     let lenient = phrase_decoder(&[&allowed], 0.2).decode(&logits, &vocab());
     assert_eq!(lenient.decoded.text, allowed);
     let local = Decoder {
@@ -48,7 +48,7 @@ fn one_wrong_word_of_a_long_command_is_rejected_by_the_local_rule() {
     assert!(out.rejected, "{out:?}");
     assert_eq!(out.hint.as_deref(), Some(allowed.as_str()));
     // What was said, allowed, passes both rules.
-    let said = vec!["ab"; 8].join(" ") + " cb";
+    let said = ["ab"; 8].join(" ") + " cb";
     let ok = Decoder {
         reject_local_nats: 3.0,
         ..phrase_decoder(&[&allowed, &said], 0.2)

@@ -171,19 +171,20 @@ impl<'a> Tree<'a> {
         )
     }
 
-    /// `node` gets a label at frame `t` with probability `prob`: its alignment starts here unless
-    /// it was already in the beam.
-    pub(super) fn enter(&mut self, node: u32, t: u32, prob: f32) {
+    /// `node` gets a label at frame `t` with ln probability `logp`: its alignment starts here
+    /// unless it was already in the beam (then nothing changes, and `exp` is not paid).
+    pub(super) fn enter(&mut self, node: u32, t: u32, logp: f32) {
+        if t > 0 && self.nodes[node as usize].live_frame == t - 1 {
+            return;
+        }
         let parent = &self.nodes[self.nodes[node as usize].parent as usize];
         let span = (parent.end_frame, parent.prob_sum, parent.prob_frames);
         let n = &mut self.nodes[node as usize];
-        if t == 0 || n.live_frame != t - 1 {
-            (n.parent_end_frame, n.parent_prob_sum, n.parent_prob_frames) = span;
-            n.start_frame = t;
-            n.end_frame = t + 1;
-            n.prob_sum = prob;
-            n.prob_frames = 1;
-        }
+        (n.parent_end_frame, n.parent_prob_sum, n.parent_prob_frames) = span;
+        n.start_frame = t;
+        n.end_frame = t + 1;
+        n.prob_sum = logp.exp();
+        n.prob_frames = 1;
     }
 
     /// `node` survived frame `t`: it and its ancestors (whose spans its words need) stay alive.
