@@ -4,7 +4,7 @@
 //! only; averaged over the whole utterance (`reject_nats_per_frame`) it vanishes, summed over a
 //! word-sized window it does not.
 
-use super::beam::log_add;
+use super::beam::log_softmax;
 use crate::asr::vocab::{Token, Vocab};
 
 /// The window the deficit is summed over: 400 ms, about one short word.
@@ -21,7 +21,14 @@ pub fn worst_window_deficit(logits: &[f32], vocab: &Vocab, text: &str) -> Option
     }
     let labels = spell(vocab, text)?;
     let blank = (0..n_vocab).find(|&id| *vocab.token(id) == Token::Blank)?;
-    let rows: Vec<Vec<f32>> = logits.chunks_exact(n_vocab).map(log_softmax).collect();
+    let rows: Vec<Vec<f32>> = logits
+        .chunks_exact(n_vocab)
+        .map(|row| {
+            let mut out = vec![0.0; n_vocab];
+            log_softmax(row, &mut out);
+            out
+        })
+        .collect();
     let aligned = viterbi(&rows, &labels, blank)?;
     let deficit: Vec<f32> = rows
         .iter()
@@ -52,13 +59,6 @@ fn spell(vocab: &Vocab, text: &str) -> Option<Vec<usize>> {
         }
     }
     Some(labels)
-}
-
-fn log_softmax(row: &[f32]) -> Vec<f32> {
-    let lse = row
-        .iter()
-        .fold(f32::NEG_INFINITY, |acc, &v| log_add(acc, v));
-    row.iter().map(|&v| v - lse).collect()
 }
 
 /// The log probability, per frame, of the symbol the best CTC alignment of `labels` emits there.

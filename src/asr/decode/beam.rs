@@ -303,7 +303,7 @@ fn logits_mean_max(logits: &[f32], n_vocab: usize) -> f32 {
     }
 }
 
-fn log_softmax(row: &[f32], out: &mut [f32]) {
+pub(crate) fn log_softmax(row: &[f32], out: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let lse = max + row.iter().map(|&v| (v - max).exp()).sum::<f32>().ln();
     for (o, &v) in out.iter_mut().zip(row) {
