@@ -286,3 +286,48 @@ pub fn mkfifo(path: &Path) {
         .unwrap();
     assert!(ok.success());
 }
+
+/// One 16 kHz mono WAV sent to the daemon's `--input` FIFO in parts, so that a test can wait for
+/// what the daemon makes of one part (and change something) before it writes the next. The header
+/// states the whole length. Dropping it closes the FIFO: the end of the input.
+pub struct WavFifo {
+    file: std::fs::File,
+    bytes: Vec<u8>,
+    /// Where the samples start in `bytes`.
+    data: usize,
+    written: usize,
+}
+
+impl WavFifo {
+    /// Opens `fifo` write-only (the open waits for the daemon's reader) to send `samples`.
+    pub fn open(fifo: &Path, samples: &[i16]) -> WavFifo {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut cursor = std::io::Cursor::new(Vec::new());
+        let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
+        samples.iter().for_each(|s| w.write_sample(*s).unwrap());
+        w.finalize().unwrap();
+        let bytes = cursor.into_inner();
+        let data = bytes.windows(4).position(|w| w == b"data").unwrap() + 8;
+        let file = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+        WavFifo {
+            file,
+            bytes,
+            data,
+            written: 0,
+        }
+    }
+
+    /// Writes the header if not yet written, and the samples up to `end_sample` (exclusive).
+    pub fn write_until(&mut self, end_sample: usize) {
+        let end = (self.data + end_sample * 2).min(self.bytes.len());
+        if end > self.written {
+            self.file.write_all(&self.bytes[self.written..end]).unwrap();
+            self.written = end;
+        }
+    }
+}

@@ -6,10 +6,9 @@
 //! by block: the test waits for each block's transcripts (and for the daemon to take the change)
 //! before it writes the next block, so no timing decides which decoder an utterance meets.
 
-use std::io::Write;
 use std::time::Duration;
 
-use crate::common::daemon::{mkfifo, quiet, read_wav, write_wav, Daemon};
+use crate::common::daemon::{mkfifo, quiet, read_wav, Daemon, WavFifo};
 use crate::common::mosquitto::{BrokerOptions, Mosquitto};
 use crate::common::subscriber::Subscriber;
 use crate::common::*;
@@ -69,17 +68,13 @@ fn phrases_over_mqtt_and_a_beam_by_reload_apply_between_utterances() {
     assert!(want.iter().any(|w| w == excluded), "{want:?}");
 
     // The stream: the recording three times, each followed by 2 s of quiet that ends its last
-    // utterance, written as one WAV so the header states the whole length.
+    // utterance.
     let mut samples = Vec::new();
     for _ in 0..3 {
         samples.extend(&speech);
         samples.extend(quiet(32_000, 5));
     }
-    let whole = dir.join("stream.wav");
-    write_wav(&whole, &samples);
-    let bytes = std::fs::read(&whole).unwrap();
-    let data = bytes.windows(4).position(|w| w == b"data").unwrap() + 8;
-    let block_bytes = (bytes.len() - data) / 3;
+    let block_samples = samples.len() / 3;
 
     let arpa = dir.join("eng.arpa");
     std::fs::write(&arpa, unigram_arpa(&want)).unwrap();
@@ -104,17 +99,8 @@ fn phrases_over_mqtt_and_a_beam_by_reload_apply_between_utterances() {
         .map(String::from),
         &[],
     );
-    // Write-only: the open waits for the daemon's reader, and closing it is the end of input.
-    let mut input = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    let mut feed = |i: usize| {
-        let from = if i == 0 { 0 } else { data + i * block_bytes };
-        let to = if i == 2 {
-            bytes.len()
-        } else {
-            data + (i + 1) * block_bytes
-        };
-        input.write_all(&bytes[from..to]).unwrap();
-    };
+    let mut input = WavFifo::open(&fifo, &samples);
+    let mut feed = move |i: usize| input.write_until((i + 1) * block_samples);
 
     // 1. Greedy, as configured: the plain transcripts, no decoding extras.
     feed(0);
@@ -170,7 +156,7 @@ fn phrases_over_mqtt_and_a_beam_by_reload_apply_between_utterances() {
         third.iter().any(|(_, m)| m["alternatives"].is_array()),
         "{third:?}"
     );
-    drop(input);
+    drop(feed);
     assert!(daemon.wait(MINUTE).success(), "{}", daemon.log().join("\n"));
     let loads = daemon
         .log()

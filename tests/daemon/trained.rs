@@ -5,13 +5,12 @@
 //! The recordings are held-out sentences spoken by held-out voices (`models/train_tiny.py`); each
 //! has a `.txt` with one expected transcript per utterance.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use crate::common::daemon::{
-    alsa_fifo_device, microphone, mkfifo, quiet, read_wav, write_wav, Daemon,
+    alsa_fifo_device, microphone, mkfifo, quiet, read_wav, Daemon, WavFifo,
 };
 use crate::common::mosquitto::{BrokerOptions, Mosquitto};
 use crate::common::subscriber::Subscriber;
@@ -167,10 +166,6 @@ fn switching_language_over_mqtt_mid_stream_changes_the_transcripts() {
     let half = audio.len();
     audio.extend(read_wav(&trained("commands_deu.wav")));
     audio.extend(quiet(32_000, 24));
-    let wav = dir.join("eng_then_deu.wav");
-    write_wav(&wav, &audio);
-    let bytes = std::fs::read(&wav).unwrap();
-    let split = bytes.windows(4).position(|w| w == b"data").unwrap() + 8 + half * 2;
     let fifo = dir.join("input.fifo");
     mkfifo(&fifo);
     let cfg = config(&dir, &broker, "sw", "languages = [\"eng\", \"deu\"]");
@@ -183,14 +178,13 @@ fn switching_language_over_mqtt_mid_stream_changes_the_transcripts() {
         ]),
         &[],
     );
-    // Write-only: the open waits for the daemon's reader, and closing it is the end of input.
-    let mut input = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let mut input = WavFifo::open(&fifo, &audio);
     let (eng, deu) = (expected("eng"), expected("deu"));
-    input.write_all(&bytes[..split]).unwrap();
+    input.write_until(half);
     let first = texts(&sub, topic, eng.len(), &daemon);
     sub.publish("edgescribe/sw/set/language", b"deu");
     daemon.wait_log("language now deu", MINUTE);
-    input.write_all(&bytes[split..]).unwrap();
+    input.write_until(audio.len());
     let second = texts(&sub, topic, deu.len(), &daemon);
     drop(input);
     assert!(daemon.wait(MINUTE).success(), "{}", daemon.log().join("\n"));
