@@ -16,16 +16,15 @@ use super::AsrError;
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Threads for the recogniser's matrix products (1: run on the calling thread only).
+    /// Threads for the recogniser's matrix products (1: run on the calling thread only). Default:
+    /// [`super::threads::default_threads`], fitted to the board.
     pub threads: usize,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
-            threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            threads: super::threads::default_threads(),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod features;
 pub mod manifest;
 mod recognizer;
 pub mod store;
+pub mod threads;
 pub mod vocab;
 
 pub use adapter::LanguagePack;

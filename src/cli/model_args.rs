@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use crate::asr::threads::MAX_THREADS;
 use crate::asr::EngineOptions;
 use crate::config::ModelConfig;
 
@@ -41,8 +42,9 @@ pub struct ModelArgs {
     /// the first configured language; a language given here is added to them and active at start).
     #[arg(long)]
     pub lang: Option<String>,
-    /// Threads for inference, 1 to 256 (default: one per core; `run`: model.threads).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Threads for inference, 1 to 256 (default: the board's fast cores, one left free when they
+    /// are all there is; the log says how many and why; `run`: model.threads).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=MAX_THREADS as i64))]
     pub threads: Option<u16>,
 }
 
@@ -52,10 +54,12 @@ impl ModelArgs {
     }
 
     pub fn engine_options(&self) -> EngineOptions {
-        let mut options = EngineOptions::default();
-        if let Some(threads) = self.threads {
-            options.threads = threads.into();
+        match self.threads {
+            // Exactly as given: the board's default is not even worked out (or logged).
+            Some(threads) => EngineOptions {
+                threads: threads.into(),
+            },
+            None => EngineOptions::default(),
         }
-        options
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::asr::store::{cache, RetryPolicy, DEFAULT_SOURCE};
+use crate::asr::threads::MAX_THREADS;
 use crate::audio::alsa::AlsaConfig;
 use crate::audio::capture::{ChannelMode, ReopenDelays};
 
@@ -32,15 +33,18 @@ pub struct ModelConfig {
     /// `/usr/share/edgescribe/model`, then, for a binary run from the source tree (`cargo run`),
     /// the model bundled there.
     pub dir: Option<PathBuf>,
-    /// Threads for inference; 0: one per core. On a Pi 4 all four cores help; leave one free if
-    /// the board does other work.
+    /// Threads for inference; 0: fitted to the board ([`crate::asr::threads::default_threads`]:
+    /// the fast cores only, one left for the rest of the daemon when those are all it may use).
     pub threads: usize,
 }
 
 impl ModelConfig {
     pub(super) fn validate(&self) -> Check {
-        if self.threads > 256 {
-            return bad("threads", "must be 0 (one per core) to 256");
+        if self.threads > MAX_THREADS {
+            return bad(
+                "threads",
+                format!("must be 0 (fitted to the board) to {MAX_THREADS}"),
+            );
         }
         Ok(())
     }
@@ -48,7 +52,7 @@ impl ModelConfig {
     /// Threads to give the engine.
     pub fn threads(&self) -> usize {
         if self.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            crate::asr::threads::default_threads()
         } else {
             self.threads
         }
