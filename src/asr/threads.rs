@@ -122,14 +122,16 @@ pub fn choose(cpus: &Cpus) -> Option<Choice> {
 }
 
 /// Each CPU's speed from the best source every CPU has: `cpu_capacity`, else the maximum clock in
-/// MHz weighed by the core type, else the core type alone. `None`: no source common to all.
+/// MHz weighed by the core type, else the core type alone. `None`: no source common to all. A
+/// speed of 0 (a garbage file) counts as unknown: it would make one thread look best.
 fn speeds(cpus: &[Cpu]) -> Option<(&'static str, Vec<u64>)> {
-    if let Some(speeds) = cpus.iter().map(|c| c.capacity).collect() {
+    let known = |speed: Option<u64>| speed.filter(|&s| s > 0);
+    if let Some(speeds) = cpus.iter().map(|c| known(c.capacity)).collect() {
         return Some(("cpu_capacity", speeds));
     }
     if let Some(speeds) = cpus
         .iter()
-        .map(|c| Some(c.max_freq_khz? / 1000 * per_mhz(c.midr) / BIG_PER_MHZ))
+        .map(|c| known(Some(c.max_freq_khz? * per_mhz(c.midr) / BIG_PER_MHZ / 1000)))
         .collect()
     {
         return Some(("MHz (LITTLE cores at half)", speeds));

@@ -245,6 +245,18 @@ fn garbage_files_never_panic() {
     // The online list stands in for the mask; no speed common to all CPUs.
     let choice = tree.choose();
     assert_eq!(choice.threads, 7);
+    // A zero capacity or clock is no speed either (it would make one thread look best).
+    for cpu in 0..8 {
+        tree.file(
+            &format!("sys/devices/system/cpu/cpu{cpu}/cpu_capacity"),
+            "0\n",
+        )
+        .file(
+            &format!("sys/devices/system/cpu/cpu{cpu}/cpufreq/cpuinfo_max_freq"),
+            "0\n",
+        );
+    }
+    assert_eq!(tree.choose().threads, 7);
     tree.file("sys/devices/system/cpu/online", "7-3\n");
     assert_eq!(resolve(read(&tree.0), 4).threads, 4);
 }
