@@ -75,7 +75,7 @@ pub fn run(args: Args) -> Result<()> {
         if args.json {
             println!("{}", serde_json::to_string(&transcript)?);
         } else {
-            println!("{}", transcript.text);
+            println!("{}", transcript.whole.text);
         }
     }
     Ok(())
@@ -155,7 +155,7 @@ fn decode_logits(args: &Args, model_dir: &Path) -> Result<()> {
         }
     }
     eprintln!(
-        "decoded {} files, {audio_s:.1} s of audio in {:.3} s: {:.2} ms per second of audio",
+        "decoded {} files, {audio_s:.1} s of audio in {:.4} s: {:.4} ms per second of audio",
         args.wav.len(),
         decode_s,
         1000.0 * decode_s / audio_s.max(1e-9)

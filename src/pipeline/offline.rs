@@ -3,7 +3,9 @@
 //! utterance, not by the recording (the recogniser's memory grows faster than its input: an hour
 //! at once asked tract for 2.9 GB).
 
-use crate::asr::{AsrError, Recognizer, Transcript};
+use serde::Serialize;
+
+use crate::asr::{AsrError, Decoding, Recognizer, Transcript};
 use crate::audio::wav::{WavError, WavStream};
 use crate::audio::MODEL_RATE_HZ;
 use crate::vad::{Segmenter, VadConfig, VadEvent};
@@ -23,15 +25,44 @@ pub enum OfflineError {
     Vad(String),
 }
 
+/// A recording's transcript: the whole, and for a recording cut into utterances each utterance
+/// with what its decoding said (phrase mode's `rejected` and `hint`, beam search's
+/// `alternatives`), which a joined text cannot carry: a long recording of commands is many
+/// commands, each accepted or rejected on its own.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OfflineTranscript {
+    #[serde(flatten)]
+    pub whole: Transcript,
+    /// Each utterance of a recording cut at pauses; empty for one transcribed in one piece (its
+    /// decoding is `whole`'s).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Segment>,
+}
+
+/// One utterance of a recording that was cut at pauses.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Segment {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// Empty when phrase mode rejected it (then `hint` is the closest allowed sentence).
+    pub text: String,
+    pub confidence: f32,
+    #[serde(flatten)]
+    pub decoding: Decoding,
+}
+
 /// Transcribes the whole of `stream`.
 pub fn transcribe(
     recognizer: &Recognizer,
     mut stream: WavStream,
-) -> Result<Transcript, OfflineError> {
+) -> Result<OfflineTranscript, OfflineError> {
     if stream.duration_s() <= WHOLE_MAX_S {
         let mut samples = Vec::new();
         while stream.read_into(READ_FRAMES, &mut samples)? {}
-        return Ok(recognizer.transcribe(&samples)?);
+        return Ok(OfflineTranscript {
+            whole: recognizer.transcribe(&samples)?,
+            segments: Vec::new(),
+        });
     }
     let vad = VadConfig {
         max_utterance_s: WHOLE_MAX_S as f32,
@@ -47,6 +78,7 @@ pub fn transcribe(
         words: Vec::new(),
         decoding: Default::default(),
     };
+    let mut segments = Vec::new();
     let mut weight_ms = 0u64;
     let mut block = Vec::with_capacity(READ_FRAMES);
     let mut events = Vec::new();
@@ -75,21 +107,28 @@ pub fn transcribe(
                 Err(AsrError::AudioTooShort { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
-            append(
-                &mut whole,
-                &mut weight_ms,
-                part,
-                start_sample * 1000 / MODEL_RATE_HZ as u64,
-            );
+            let start_ms = start_sample * 1000 / MODEL_RATE_HZ as u64;
+            segments.push(Segment {
+                start_ms,
+                end_ms: start_ms + part.duration_ms,
+                text: part.text.clone(),
+                confidence: part.confidence,
+                decoding: part.decoding.clone(),
+            });
+            append(&mut whole, &mut weight_ms, part, start_ms);
         }
     }
     whole.duration_ms = total_samples * 1000 / MODEL_RATE_HZ as u64;
-    Ok(whole)
+    Ok(OfflineTranscript { whole, segments })
 }
 
 /// Adds an utterance's transcript, its times moved by `offset_ms`; the confidence is the mean
-/// over the utterances, weighted by their length.
+/// over the utterances, weighted by their length. A rejected utterance adds nothing to the
+/// whole (no text, so no say in its confidence): it is in `segments`.
 fn append(whole: &mut Transcript, weight_ms: &mut u64, part: Transcript, offset_ms: u64) {
+    if part.decoding.rejected {
+        return;
+    }
     if !part.text.is_empty() {
         if !whole.text.is_empty() {
             whole.text.push(' ');
@@ -174,6 +213,29 @@ mod tests {
         );
         assert!(
             (whole.confidence - (0.9 + 0.5 + 1.2) / 4.0).abs() < 1e-6,
+            "{}",
+            whole.confidence
+        );
+    }
+
+    #[test]
+    fn a_rejected_utterance_leaves_the_whole_alone() {
+        let mut whole = part("", 0.0, 0, &[]);
+        let mut weight = 0;
+        append(
+            &mut whole,
+            &mut weight,
+            part("stop", 0.8, 1000, &[("stop", 0, 400)]),
+            0,
+        );
+        let mut rejected = part("", 0.0, 3000, &[]);
+        rejected.decoding.rejected = true;
+        rejected.decoding.hint = Some("stop the music".into());
+        append(&mut whole, &mut weight, rejected, 2000);
+        assert_eq!(whole.text, "stop");
+        assert_eq!(weight, 1000);
+        assert!(
+            (whole.confidence - 0.8).abs() < 1e-6,
             "{}",
             whole.confidence
         );

@@ -114,3 +114,70 @@ fn phrase_mode_rejects_a_sentence_that_is_not_allowed() {
     assert!(!out[0]["alternatives"].as_array().unwrap().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A recording longer than 30 s is cut at pauses; in phrase mode each utterance is accepted or
+/// rejected on its own, and `segments` says which, with the hint and the times of each (the
+/// joined text alone cannot: it would silently drop the rejected commands).
+#[test]
+fn long_recording_in_phrase_mode_reports_each_utterance() {
+    let dir = scratch("decoder_long_recording");
+    let lines: Vec<String> = std::fs::read_to_string(trained("commands_eng.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // Three rounds of the four commands with a second of quiet between: 40 s.
+    let one = daemon::read_wav(&trained("commands_eng.wav"));
+    let mut samples = Vec::new();
+    for round in 0..3 {
+        samples.extend(&one);
+        samples.extend(daemon::quiet(16_000, round));
+    }
+    assert!(samples.len() > 35 * 16_000);
+    let wav = dir.join("long.wav");
+    daemon::write_wav(&wav, &samples);
+    // The last command is not allowed.
+    let list = dir.join("phrases.txt");
+    std::fs::write(&list, lines[..3].join("\n")).unwrap();
+
+    let out = transcribe("eng", &["--phrases", list.to_str().unwrap()], &[wav]);
+    let segments = out[0]["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 12, "{}", out[0]);
+    let mut last_end = 0;
+    for (k, s) in segments.iter().enumerate() {
+        let (start, end) = (
+            s["start_ms"].as_u64().unwrap(),
+            s["end_ms"].as_u64().unwrap(),
+        );
+        assert!(last_end <= start && start < end, "segment {k}: {s}");
+        last_end = end;
+        if k % 4 == 3 {
+            assert_eq!(s["rejected"], true, "segment {k}: {s}");
+            assert_eq!(s["text"], "", "segment {k}: {s}");
+            assert!(
+                lines[..3].contains(&s["hint"].as_str().unwrap().to_string()),
+                "{s}"
+            );
+        } else {
+            assert_eq!(s["text"], lines[k % 4].as_str(), "segment {k}: {s}");
+            assert!(s.get("rejected").is_none(), "segment {k}: {s}");
+        }
+    }
+    // The whole: the accepted commands, in order.
+    let accepted: Vec<&str> = (0..12)
+        .filter(|k| k % 4 != 3)
+        .map(|k| lines[k % 4].as_str())
+        .collect();
+    assert_eq!(out[0]["text"], accepted.join(" "));
+    assert!(out[0].get("rejected").is_none(), "{}", out[0]);
+    // Its confidence is the accepted utterances' (a rejected one has none to give).
+    let confidence = out[0]["confidence"].as_f64().unwrap();
+    let accepted: Vec<f64> = segments
+        .iter()
+        .filter(|s| s.get("rejected").is_none())
+        .map(|s| s["confidence"].as_f64().unwrap())
+        .collect();
+    let lowest = accepted.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(confidence >= lowest - 1e-6, "{confidence} < {lowest}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

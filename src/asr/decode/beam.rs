@@ -159,6 +159,13 @@ pub fn beam_search(
             Token::Text(s) => Kind::Text(s.chars().collect()),
         })
         .collect();
+    // Token ids by role, once: every frame needs the blank-like ones summed and the others tried.
+    let empty_ids: Vec<usize> = (0..kinds.len())
+        .filter(|&v| matches!(kinds[v], Kind::Empty))
+        .collect();
+    let label_ids: Vec<usize> = (0..kinds.len())
+        .filter(|&v| !matches!(kinds[v], Kind::Empty))
+        .collect();
     let mut tree = Tree::new(scorers, options);
     let mut beams: Vec<(u32, f32, f32)> = vec![(0, 0.0, f32::NEG_INFINITY)];
     let mut best_path = 0.0f32;
@@ -170,21 +177,22 @@ pub fn beam_search(
     let mut tried: Vec<usize> = Vec::with_capacity(kinds.len());
     let mut scored: Vec<(f32, u32)> = Vec::new();
     let mut frames = 0;
+    // Sum over frames of the most likely symbol's probability: an empty result's confidence.
+    let mut best_prob_sum = 0.0f64;
     for (t, row) in logits.chunks_exact(n_vocab).enumerate() {
         frames += 1;
         let t = t as u32;
-        log_softmax(row, &mut logp);
-        let best = logp.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let best = log_softmax(row, &mut logp);
         best_path += best;
-        let empty = kinds
+        best_prob_sum += f64::from(best.exp());
+        let empty = empty_ids
             .iter()
-            .zip(&logp)
-            .filter(|(k, _)| matches!(k, Kind::Empty))
-            .fold(f32::NEG_INFINITY, |acc, (_, &lp)| log_add(acc, lp));
+            .fold(f32::NEG_INFINITY, |acc, &v| log_add(acc, logp[v]));
         tried.clear();
         tried.extend(
-            (0..kinds.len())
-                .filter(|&v| !matches!(kinds[v], Kind::Empty))
+            label_ids
+                .iter()
+                .copied()
                 .filter(|&v| logp[v] >= options.token_min_logp || logp[v] >= best),
         );
         next.clear();
@@ -244,7 +252,12 @@ pub fn beam_search(
         }
         std::mem::swap(&mut beams, &mut next);
     }
-    let hypotheses = tree.finish(&beams, &kinds, logits_mean_max(logits, n_vocab));
+    let empty_confidence = if frames == 0 {
+        0.0
+    } else {
+        (best_prob_sum / frames as f64) as f32
+    };
+    let hypotheses = tree.finish(&beams, &kinds, empty_confidence);
     Search {
         hypotheses,
         best_path,
@@ -287,28 +300,15 @@ fn prune(
     *beams = kept;
 }
 
-/// Mean over frames of the most likely token's probability (the confidence of an empty result).
-fn logits_mean_max(logits: &[f32], n_vocab: usize) -> f32 {
-    let mut logp = vec![0.0; n_vocab];
-    let (mut sum, mut n) = (0.0f64, 0usize);
-    for row in logits.chunks_exact(n_vocab) {
-        log_softmax(row, &mut logp);
-        sum += logp.iter().copied().fold(f32::NEG_INFINITY, f32::max).exp() as f64;
-        n += 1;
-    }
-    if n == 0 {
-        0.0
-    } else {
-        (sum / n as f64) as f32
-    }
-}
-
-pub(crate) fn log_softmax(row: &[f32], out: &mut [f32]) {
+/// Writes `row`'s log-softmax to `out` and returns its largest value (the most likely symbol's
+/// ln probability), which every frame needs and the pass already has.
+pub(crate) fn log_softmax(row: &[f32], out: &mut [f32]) -> f32 {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let lse = max + row.iter().map(|&v| (v - max).exp()).sum::<f32>().ln();
     for (o, &v) in out.iter_mut().zip(row) {
         *o = v - lse;
     }
+    max - lse
 }
 
 pub(crate) fn log_add(a: f32, b: f32) -> f32 {
