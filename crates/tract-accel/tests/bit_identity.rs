@@ -356,10 +356,22 @@ fn tiny_logits(passes: Passes, threads: usize) -> Vec<(String, Vec<u32>)> {
     } else {
         assert_eq!(vnni, 0);
     }
-    // The same projections on ARM64 without the dot product (and none with it: tract's SDOT kernel).
+    // The same projections on ARM64 without the dot product (and none with it: tract's SDOT kernel),
+    // and the convolutions' products: the feature extractor's but the first (one channel × kernel
+    // 10: `k` below the kernel's 16-byte step), and the positional convolution's 4 groups once split
+    // (grouped, it stays tract's).
     let neon = engine.op_count("NeonMatMul");
+    let neon_convs = ops
+        .iter()
+        .filter(|(name, info)| name == "NeonMatMul" && info.contains("patches"))
+        .count();
     if passes.neon_matmul && has_neon_int8() {
-        assert!(neon >= 12, "{neon} NEON matmuls");
+        assert!(
+            neon - neon_convs >= 12,
+            "{neon} NEON matmuls, {neon_convs} convolutions"
+        );
+        let positional = if passes.split_grouped_conv { 4 } else { 0 };
+        assert_eq!(neon_convs, 7 - 1 + positional, "{ops:#?}");
     } else {
         assert_eq!(neon, 0);
     }

@@ -322,60 +322,7 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<FastI
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optimize::test_rng;
-    use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PoolSpec};
-
-    /// An int8 convolution as tract holds an ONNX `ConvInteger` (u8 x, i8 kernel, i32 out).
-    fn conv(
-        channels: usize,
-        groups: usize,
-        kernel: usize,
-        stride: usize,
-        pad: usize,
-        frames: usize,
-    ) -> TractResult<TypedModel> {
-        let mut rng = test_rng((channels * 7 + kernel * 3 + stride + pad) as u64);
-        let mut model = TypedModel::default();
-        let x = model.add_source("x", u8::fact([1, channels, frames]))?;
-        let out_channels = 2 * groups;
-        let weights: Vec<i8> = (0..out_channels * channels / groups * kernel)
-            .map(|_| rng() as i8)
-            .collect();
-        let consts = [
-            (
-                "kernel",
-                Tensor::from_shape(&[out_channels, channels / groups, kernel], &weights)?,
-            ),
-            ("bias", tensor1(&vec![0i32; out_channels])),
-            ("x0", tensor0(131i32)),
-            ("x_scale", tensor0(0.5f32)),
-            ("k0", tensor0(-3i32)),
-            ("k_scale", tensor0(0.25f32)),
-            ("y0", tensor0(0i32)),
-            ("y_scale", tensor0(1f32)),
-        ];
-        let mut inputs = vec![x];
-        for (name, value) in consts {
-            inputs.push(model.add_const(name, value)?);
-        }
-        let op = Conv {
-            pool_spec: PoolSpec {
-                data_format: DataFormat::NCHW,
-                kernel_shape: tvec![kernel],
-                padding: PaddingSpec::Explicit(tvec![pad], tvec![pad]),
-                dilations: None,
-                strides: Some(tvec![stride]),
-                input_channels: channels,
-                output_channels: out_channels,
-            },
-            kernel_fmt: KernelFormat::OIHW,
-            group: groups,
-            q_params: Some(i32::datum_type()),
-        };
-        let y = model.wire_node("conv", op, &inputs)?;
-        model.select_output_outlets(&y)?;
-        model.into_optimized()
-    }
+    use crate::optimize::{test_int8_conv, test_rng};
 
     fn packed_values(value: &TValue) -> Vec<(usize, usize, Vec<u8>)> {
         let storage = value.try_storage_as::<PackedMatrixStorage>().unwrap();
@@ -406,7 +353,11 @@ mod tests {
             (12, 3, 8, 1, 3, 50),
             (6, 1, 5, 3, 2, 29),
         ] {
-            let model = conv(channels, groups, kernel, stride, pad, frames)?;
+            let mut rng = test_rng((channels * 7 + kernel * 3 + stride + pad) as u64);
+            let model = test_int8_conv(channels, groups, kernel, stride, pad, frames, || {
+                rng() as i8
+            })?
+            .into_optimized()?;
             let node = model
                 .nodes()
                 .iter()

@@ -28,8 +28,8 @@
 //! 14. `layer_norm`: each last-axis layer norm as one threaded pass.
 //! 15. `fold_packs`: the constant weight packs still in the plan, folded.
 //! 16. `vnni_matmul`: the int8 projections on our AVX-512 VNNI kernel (`vnni_kernel`).
-//! 17. `neon_matmul`: the same projections on our NEON kernel (`neon_kernel`), on ARM64 without the
-//!     dot product.
+//! 17. `neon_matmul`: the same projections, and the convolutions' products behind `Im2col`, on our
+//!     NEON kernel (`neon_kernel`), on ARM64 without the dot product.
 //!
 //! Shared by them: `replace_nodes`, the loop of the passes that put one op in place of one node;
 //! `AccelOp` with `tract_op!`, the skeleton of tract's op traits for our ops; `tasks`, the task
@@ -469,6 +469,65 @@ macro_rules! tract_op {
     };
 }
 pub(crate) use tract_op;
+
+/// An int8 convolution as tract holds an ONNX `ConvInteger` (u8 x `[1, channels, frames]`, i8 kernel
+/// from `weight`, i32 out with a bias and constant zero points, scales multiplying to 1 so that
+/// tract fuses no rescaling into the product), before optimisation: for the unit tests of the
+/// passes that take convolutions.
+#[cfg(test)]
+pub(crate) fn test_int8_conv(
+    channels: usize,
+    groups: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    frames: usize,
+    mut weight: impl FnMut() -> i8,
+) -> TractResult<TypedModel> {
+    use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
+    use tract_onnx::tract_core::ops::nn::DataFormat;
+    let mut model = TypedModel::default();
+    let x = model.add_source("x", u8::fact([1, channels, frames]))?;
+    let out_channels = 2 * groups;
+    let weights: Vec<i8> = (0..out_channels * channels / groups * kernel)
+        .map(|_| weight())
+        .collect();
+    let bias: Vec<i32> = (0..out_channels as i32).map(|o| o * 37 - 50).collect();
+    let consts = [
+        (
+            "kernel",
+            Tensor::from_shape(&[out_channels, channels / groups, kernel], &weights)?,
+        ),
+        ("bias", tensor1(&bias)),
+        ("x0", tensor0(131i32)),
+        ("x_scale", tensor0(0.5f32)),
+        ("k0", tensor0(-3i32)),
+        ("k_scale", tensor0(0.25f32)),
+        ("y0", tensor0(0i32)),
+        ("y_scale", tensor0(0.125f32)),
+    ];
+    let mut inputs = vec![x];
+    for (name, value) in consts {
+        inputs.push(model.add_const(name, value)?);
+    }
+    let op = Conv {
+        pool_spec: PoolSpec {
+            data_format: DataFormat::NCHW,
+            kernel_shape: tvec![kernel],
+            padding: PaddingSpec::Explicit(tvec![pad], tvec![pad]),
+            dilations: None,
+            strides: Some(tvec![stride]),
+            input_channels: channels,
+            output_channels: out_channels,
+        },
+        kernel_fmt: KernelFormat::OIHW,
+        group: groups,
+        q_params: Some(i32::datum_type()),
+    };
+    let y = model.wire_node("conv", op, &inputs)?;
+    model.select_output_outlets(&y)?;
+    Ok(model)
+}
 
 /// xorshift64: deterministic test data without a dependency, for the passes' unit tests.
 #[cfg(test)]

@@ -10,10 +10,13 @@
 //! wrap, as tract's do, so any order of accumulation gives tract's bits.
 //!
 //! Layout: the activation is copied once per product into rows of `kp` bytes (`k` rounded up to 16,
-//! [`offset_activation`]: `x − 128`, as tract's `OffsetU8asI8`, zero-padded, rows padded to whole
-//! tiles), the weight packed once at load into panels of 4 features: per 16 `k`, 4 × 16 bytes. A tile
-//! is 4 rows × 4 features in 16 accumulators of 4 partial sums each (26 of the 32 vector registers
-//! with the operands), reduced by `ADDP` once at the end of `k`.
+//! zero-padded, rows padded to whole tiles): from a projection's u8 input as `x − 128`, as tract's
+//! `OffsetU8asI8` ([`offset_activation`]), or from a convolution's patches as tract's `Im2col`
+//! packed them ([`unpack_activation`]). The weight is packed once at load into panels of 4
+//! features: per 16 `k`, 4 × 16 bytes. A tile is 4 rows × 4 features in 16 accumulators of 4
+//! partial sums each (26 of the 32 vector registers with the operands), reduced by `ADDP` once at
+//! the end of `k`. The output is row-major (a projection's features on the last axis) or
+//! feature-major (a convolution's `NCHW`: frames on the last axis), [`Layout`].
 //!
 //! Goes with the `neon_matmul` pass (upstream report: `docs/upstream/tract-arm64-i8-no-dotprod.md`).
 
@@ -29,6 +32,15 @@ pub const K_STEP: usize = 16;
 const GROUP_PANELS: usize = 16;
 const TASK_ROWS: usize = 8 * TILE_ROWS;
 
+/// Where `c[row][j]` is in the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `c[row · m + j]`: features on the last axis (the projections).
+    RowMajor,
+    /// `c[j · rows + row]`: rows (frames) on the last axis (the convolutions' `NCHW` output).
+    FeatureMajor,
+}
+
 /// One product: `c[row][j] = start[j] + Σ_k x[row][k] · w[j][k]` for every row and `j < m`.
 pub struct Product<'a> {
     /// `rows` rounded up to whole tiles, × `kp` bytes (see [`offset_activation`]).
@@ -42,6 +54,7 @@ pub struct Product<'a> {
     pub m: usize,
     /// The accumulators' start, per feature, padded with zeros to whole panels.
     pub start: &'a [i32],
+    pub layout: Layout,
 }
 
 impl Product<'_> {
@@ -137,6 +150,35 @@ pub fn offset_activation(x: &[u8], rows: usize, k: usize) -> Vec<i8> {
     out
 }
 
+/// A convolution's patches (`rows × k` i8) as tract's `Im2col` packs them for its non-dot-product
+/// kernel (`PackedFormat`: panels of `r` rows `panel_bytes` apart, each `k` one record of `r`
+/// bytes) in the kernel's rows of `kp` bytes, zero-padded, with zero rows up to a whole tile. `None`
+/// if `src` is shorter than its panels.
+pub fn unpack_activation(
+    src: &[u8],
+    r: usize,
+    panel_bytes: usize,
+    rows: usize,
+    k: usize,
+) -> Option<Vec<i8>> {
+    let kp = padded_k(k);
+    let mut out = vec![0i8; rows.div_ceil(TILE_ROWS) * TILE_ROWS * kp];
+    if r == 0 {
+        return (rows == 0).then_some(out);
+    }
+    for (p, dst) in out.chunks_mut(r * kp).take(rows.div_ceil(r)).enumerate() {
+        let panel = src.get(p * panel_bytes..)?.get(..k * r)?;
+        // Row by row: sequential writes, reads `r` bytes apart within the panel (in L1: `k · r`
+        // bytes).
+        for (lane, row) in dst.chunks_exact_mut(kp).take(rows - p * r).enumerate() {
+            row.iter_mut()
+                .zip(panel.chunks_exact(r))
+                .for_each(|(d, record)| *d = record[lane] as i8);
+        }
+    }
+    Some(out)
+}
+
 /// Whether the pass should use the kernel on this CPU: ARM64 without the dot product (tract's
 /// `SDOT` kernels serve the cores with it).
 pub fn supported() -> bool {
@@ -210,20 +252,51 @@ fn multiply_on(kernel: Kernel, p: &Product, c: &mut [i32]) -> Result<(), &'stati
     Ok(())
 }
 
-/// Stores one tile row's four sums (already with their start): the features below `m` only.
+/// Stores one tile's sums (`sums[r][f]`: row `row + r`, feature `panel · 4 + f`, already with their
+/// start): the rows below `rows` and the features below `m` only, in the product's layout.
 ///
 /// # Safety
 /// `c` points to the `p.rows × p.m` output, `row < p.rows`, `panel < p.panels()`, and no other
-/// thread reads or writes these features of this row.
-unsafe fn store_row(p: &Product, panel: usize, row: usize, sums: &[i32; PANEL], c: *mut i32) {
+/// thread reads or writes these rows × features.
+unsafe fn store_tile(
+    p: &Product,
+    panel: usize,
+    row: usize,
+    sums: &[[i32; PANEL]; TILE_ROWS],
+    c: *mut i32,
+) {
     let j = panel * PANEL;
-    // SAFETY: features `j..j + width <= m` of row `row < rows`: inside the output (contract).
-    unsafe {
-        let to = c.add(row * p.m + j);
-        match p.m - j {
-            // A whole panel as one store, not a copy of a run-time length.
-            PANEL.. => to.cast::<[i32; PANEL]>().write_unaligned(*sums),
-            width => to.copy_from_nonoverlapping(sums.as_ptr(), width),
+    let (rows, features) = ((p.rows - row).min(TILE_ROWS), (p.m - j).min(PANEL));
+    match p.layout {
+        Layout::RowMajor => {
+            for (r, sums) in sums.iter().enumerate().take(rows) {
+                // SAFETY: features `j..j + features <= m` of row `row + r < rows`: inside the
+                // output (contract).
+                unsafe {
+                    let to = c.add((row + r) * p.m + j);
+                    if features == PANEL {
+                        // A whole panel as one store, not a copy of a run-time length.
+                        to.cast::<[i32; PANEL]>().write_unaligned(*sums);
+                    } else {
+                        to.copy_from_nonoverlapping(sums.as_ptr(), features);
+                    }
+                }
+            }
+        }
+        Layout::FeatureMajor => {
+            for f in 0..features {
+                let column: [i32; TILE_ROWS] = sums.map(|row| row[f]);
+                // SAFETY: rows `row..row + rows <= p.rows` of feature `j + f < m`: inside the
+                // output (contract).
+                unsafe {
+                    let to = c.add((j + f) * p.rows + row);
+                    if rows == TILE_ROWS {
+                        to.cast::<[i32; TILE_ROWS]>().write_unaligned(column);
+                    } else {
+                        to.copy_from_nonoverlapping(column.as_ptr(), rows);
+                    }
+                }
+            }
         }
     }
 }
@@ -234,9 +307,10 @@ unsafe fn store_row(p: &Product, panel: usize, row: usize, sums: &[i32; PANEL], 
 /// As `neon::tile`'s.
 unsafe fn portable_tile(p: &Product, panel: usize, row: usize, c: *mut i32) {
     let w = &p.w[panel * p.kp * PANEL..][..p.kp * PANEL];
-    for r in row..(row + TILE_ROWS).min(p.rows) {
-        let x = &p.x[r * p.kp..][..p.kp];
-        let mut sums = [0i32; PANEL];
+    let mut tile = [[0i32; PANEL]; TILE_ROWS];
+    for (r, sums) in tile.iter_mut().enumerate() {
+        // The tile's rows past `rows` are zeros in `x` (`check`), and not stored.
+        let x = &p.x[(row + r) * p.kp..][..p.kp];
         for (f, sum) in sums.iter_mut().enumerate() {
             *sum = x
                 .iter()
@@ -246,9 +320,9 @@ unsafe fn portable_tile(p: &Product, panel: usize, row: usize, c: *mut i32) {
                     acc.wrapping_add(a as i32 * b as i32)
                 });
         }
-        // SAFETY: `r < p.rows`; the rest is this function's contract.
-        unsafe { store_row(p, panel, r, &sums, c) };
     }
+    // SAFETY: this function's contract.
+    unsafe { store_tile(p, panel, row, &tile, c) };
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -256,28 +330,46 @@ mod neon {
     use super::*;
     use std::arch::aarch64::*;
 
-    /// Rows `row..row + 4` × the 4 features of `panel`: `kp / 16` steps of 16 `SMULL`, 16 `SMLAL2`
-    /// and 16 `SADALP`, then the 16 accumulators reduced to 4 sums per row by `ADDP`.
+    /// Rows `row..row + 4` × the 4 features of `panel` (fewer rows in the last tile, where `rows`
+    /// is not a whole number of tiles: the padding rows are not multiplied).
     ///
     /// # Safety
     /// `p.check(c)` passed for the `rows × m` output `c` points to, `panel < p.panels()`,
     /// `row < p.rows`, and no other thread reads or writes these rows × features of `c`.
+    pub unsafe fn tile(p: &Product, panel: usize, row: usize, c: *mut i32) {
+        // SAFETY: the contract, passed on.
+        unsafe {
+            match p.rows - row {
+                1 => tile_rows::<1>(p, panel, row, c),
+                2 => tile_rows::<2>(p, panel, row, c),
+                3 => tile_rows::<3>(p, panel, row, c),
+                _ => tile_rows::<TILE_ROWS>(p, panel, row, c),
+            }
+        }
+    }
+
+    /// `ROWS` (1 to 4) rows from `row` × the 4 features of `panel`: `kp / 16` steps of `4 · ROWS`
+    /// `SMULL`, `SMLAL2` and `SADALP`, then the accumulators reduced to 4 sums per row by `ADDP`.
+    ///
+    /// # Safety
+    /// As `tile`'s, and `row + ROWS <= p.rows.div_ceil(4) · 4` (rows inside the tiled `x`).
     // The intrinsics' safe calls need NEON listed here, though every ARM64 target has it.
     #[target_feature(enable = "neon")]
-    pub unsafe fn tile(p: &Product, panel: usize, row: usize, c: *mut i32) {
-        // SAFETY: `row < rows`, so rows `row..row + 4` are inside the tiled rows `x` holds (`check`).
+    unsafe fn tile_rows<const ROWS: usize>(p: &Product, panel: usize, row: usize, c: *mut i32) {
+        // SAFETY: `row < rows`, so rows `row..row + ROWS` are inside the tiled rows `x` holds
+        // (`check`).
         let x = unsafe { p.x.as_ptr().add(row * p.kp) };
         // SAFETY: `panel < panels`, whose `kp · 4` bytes `w` holds (`check`).
         let w = unsafe { p.w.as_ptr().add(panel * p.kp * PANEL) };
-        let mut acc = [[vdupq_n_s32(0); PANEL]; TILE_ROWS];
+        let mut acc = [[vdupq_n_s32(0); PANEL]; ROWS];
         let mut kk = 0;
         while kk < p.kp {
             // SAFETY: `kk + 16 <= kp` (`kp` a multiple of 16): 16 bytes inside each of the tile's
             // rows, and inside the panel's step `kk / 16` (64 bytes from `kk · 4`).
-            let (a, b) = unsafe {
+            let (a, b): ([int8x16_t; ROWS], [int8x16_t; PANEL]) = unsafe {
                 (
-                    [0, 1, 2, 3].map(|r| vld1q_s8(x.add(r * p.kp + kk))),
-                    [0, 1, 2, 3].map(|f| vld1q_s8(w.add(kk * PANEL + f * K_STEP))),
+                    std::array::from_fn(|r| vld1q_s8(x.add(r * p.kp + kk))),
+                    std::array::from_fn(|f| vld1q_s8(w.add(kk * PANEL + f * K_STEP))),
                 )
             };
             for (acc_r, a_r) in acc.iter_mut().zip(&a) {
@@ -291,20 +383,18 @@ mod neon {
         }
         // SAFETY: `panel < panels`, whose 4 values `start` holds (`check`).
         let start = unsafe { vld1q_s32(p.start.as_ptr().add(panel * PANEL)) };
-        for (r, [f0, f1, f2, f3]) in acc.iter().enumerate() {
-            if row + r >= p.rows {
-                break;
-            }
+        let mut tile = [[0i32; PANEL]; TILE_ROWS];
+        for ([f0, f1, f2, f3], out) in acc.iter().zip(&mut tile) {
             let sums = vaddq_s32(
                 start,
                 vpaddq_s32(vpaddq_s32(*f0, *f1), vpaddq_s32(*f2, *f3)),
             );
-            let mut out = [0i32; PANEL];
             // SAFETY: `out` holds 4 i32.
             unsafe { vst1q_s32(out.as_mut_ptr(), sums) };
-            // SAFETY: `row + r < rows`; the rest is this function's contract.
-            unsafe { store_row(p, panel, row + r, &out, c) };
         }
+        // SAFETY: this function's contract (`store_tile` stores the rows below `rows` only, all
+        // of them among these `ROWS`).
+        unsafe { store_tile(p, panel, row, &tile, c) };
     }
 }
 
@@ -332,29 +422,37 @@ mod tests {
         let xs = offset_activation(x, rows, k);
         let mut padded_start = start.to_vec();
         padded_start.resize(m.div_ceil(PANEL) * PANEL, 0);
-        let product = Product {
-            x: &xs,
-            rows,
-            kp: padded_k(k),
-            w: &packed,
-            m,
-            start: &padded_start,
-        };
         let want = reference(x, w, start, rows, k, m);
-        for threads in [1, 2] {
+        for (layout, threads) in [Layout::RowMajor, Layout::FeatureMajor]
+            .into_iter()
+            .flat_map(|l| [(l, 1), (l, 2)])
+        {
+            let product = Product {
+                x: &xs,
+                rows,
+                kp: padded_k(k),
+                w: &packed,
+                m,
+                start: &padded_start,
+                layout,
+            };
             let mut got = vec![0i32; rows * m];
             let executor = tract_linalg::multithread::Executor::multithread(threads);
             tract_linalg::multithread::multithread_tract_scope(executor, || {
                 multiply_on(kernel, &product, &mut got).unwrap()
             });
-            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert_eq!(
-                    g,
-                    w,
-                    "{kernel:?}, {m}×{k}×{rows}, {threads} threads: row {}, feature {}",
-                    i / m,
-                    i % m
-                );
+            for row in 0..rows {
+                for j in 0..m {
+                    let at = match layout {
+                        Layout::RowMajor => row * m + j,
+                        Layout::FeatureMajor => j * rows + row,
+                    };
+                    assert_eq!(
+                        got[at],
+                        want[row * m + j],
+                        "{kernel:?} {layout:?}, {m}×{k}×{rows}, {threads} threads: row {row}, feature {j}"
+                    );
+                }
             }
         }
     }
@@ -446,6 +544,34 @@ mod tests {
         assert!(xs[2 * K_STEP..].iter().all(|&v| v == 0));
     }
 
+    /// tract's `PackedFormat` patches (panels of `r` rows, each `k` a record of `r` bytes, panels
+    /// padded to `panel_bytes`) land in the kernel's rows, zero-padded; a short blob is refused.
+    #[test]
+    fn unpacks_packed_patches_into_rows() {
+        let (rows, k, r, panel_bytes) = (11usize, 19usize, 8usize, 19 * 8 + 16);
+        let value = |row: usize, kk: usize| (row * 23 + kk) as u8;
+        let mut src = vec![0xffu8; rows.div_ceil(r) * panel_bytes];
+        for row in 0..rows {
+            for kk in 0..k {
+                src[(row / r) * panel_bytes + kk * r + row % r] = value(row, kk);
+            }
+        }
+        let xs = unpack_activation(&src, r, panel_bytes, rows, k).unwrap();
+        let kp = padded_k(k);
+        assert_eq!(xs.len(), 12 * kp);
+        for row in 0..12 {
+            for kk in 0..kp {
+                let want = if row < rows && kk < k {
+                    value(row, kk) as i8
+                } else {
+                    0
+                };
+                assert_eq!(xs[row * kp + kk], want, "row {row}, k {kk}");
+            }
+        }
+        assert!(unpack_activation(&src[..src.len() - 17], r, panel_bytes, rows, k).is_none());
+    }
+
     #[test]
     fn refuses_short_buffers() {
         let product = Product {
@@ -455,6 +581,7 @@ mod tests {
             w: &[0; 64],
             m: 4,
             start: &[0; 4],
+            layout: Layout::RowMajor,
         };
         assert!(product.check(&[0; 12]).is_err());
         let whole = Product {

@@ -242,7 +242,7 @@ impl<'m> Int8Projection<'m> {
 }
 
 /// The packed weight, if the operand is a constant (baked into the op, or a `Const` input).
-fn constant_weight<'m>(
+pub(super) fn constant_weight<'m>(
     model: &'m TypedModel,
     node: &'m TypedNode,
     operand: &'m MatMulOperand,
