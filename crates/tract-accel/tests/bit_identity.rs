@@ -218,9 +218,9 @@ const SPLIT_CONV_ONLY: Passes = Passes {
 /// Whether this CPU runs our VNNI kernel: then the pass must take every int8 projection. Detected
 /// here, not asked of the library, so a detection bug there cannot make the expectation vanish.
 /// On CPUs with AMX-INT8 (Intel Xeon since Sapphire Rapids) tract runs its AMX tile kernel instead,
-/// whose weights are packed its own way (`PackedAmxA`), and the pass leaves it alone: AMX does 16x
-/// the multiply-adds per instruction of VNNI. tract's own probe says whether it does (it also
-/// needs the kernel's permission to use the tile registers).
+/// whose weights are packed its own way (`PackedAmxA`), and the pass leaves it alone: one AMX
+/// instruction multiplies whole tiles. tract's own probe says whether it does (it also needs the
+/// kernel's permission to use the tile registers).
 fn has_vnni() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
