@@ -13,7 +13,7 @@ use crate::common;
 use crate::common::mosquitto::{BrokerOptions, Mosquitto};
 use crate::common::mqtt_node::{self as node, WAIT};
 use crate::common::subscriber::Subscriber;
-use edgescribe::mqtt::Mqtt;
+use edgescribe::mqtt::{Mqtt, MqttConfig};
 
 fn transcripts(sub: &Subscriber, n: usize) -> Vec<serde_json::Value> {
     let mut got = Vec::new();
@@ -36,7 +36,14 @@ fn a_transcript_over_the_brokers_limit_is_cut_and_nothing_waits() {
         },
     );
     let sub = Subscriber::connect(broker.port, "limit-sub", &["edgescribe/limit/transcript"]);
-    let (node, _cmds) = Mqtt::start(&node::config(&broker.url(), "limit"), node::info()).unwrap();
+    // A long keep-alive: the node also reconnects when an acknowledgement is 2 keep-alives late,
+    // which a run under emulation beside other tests once was (5 s); the reconnection this test
+    // must not see is the broker's, at once, on an oversized packet.
+    let config = MqttConfig {
+        keep_alive_s: 60,
+        ..node::config(&broker.url(), "limit")
+    };
+    let (node, _cmds) = Mqtt::start(&config, node::info()).unwrap();
     let now = SystemTime::now();
     let mut long = node::transcript(2);
     long.text = "a very long utterance ".repeat(1000); // 22 kB, plus its words
